@@ -1,0 +1,495 @@
+//! [`EventLog`]: the append-only log over a [`Backend`], with its keys.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use custos_crypto::{canonical, commitment, random_bytes, Aead, RootKey, SigningKey};
+use custos_domain::{now_micros, Clearance, NewEvent, TenantId, Timestamp, MAX_FUTURE_SKEW_MICROS};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::backend::*;
+use crate::keyring::{kek_id, Keyring, SIGNING_AAD};
+use crate::record::{link, split_body, Header, GENESIS, GLOBAL_CHAIN_PREFIX, SALT_LEN, TENANT_CHAIN_PREFIX};
+use crate::sqlite::SqliteBackend;
+use crate::LogError;
+
+/// NIST SP 800-38D bounds random 96-bit nonces to 2^32 seals per key; custos stops at 2^31.
+pub const DEFAULT_MAX_SEALS: u64 = 1 << 31;
+
+/// An event and who is appending it.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// The event.
+    pub event: NewEvent,
+    /// Actor name, stored inside the encrypted body and the commitment.
+    pub actor: String,
+}
+
+/// What an append answers: enough for a client to later check `verify --expect SEQ:HASH`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// Events appended.
+    pub appended: u64,
+    /// First global_seq appended (0 when nothing was).
+    pub first_seq: u64,
+    /// Last global_seq appended (the log size after the append).
+    pub last_seq: u64,
+    /// Distinct tenants touched.
+    pub tenants: u64,
+    /// Global chain head after the append, hex.
+    pub global_head: String,
+}
+
+/// A decrypted (or purged) event as read back from the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The hashed header.
+    pub header: Header,
+    /// Actor (None when the body is purged or undecryptable).
+    pub actor: Option<String>,
+    /// Payload (None when the body is purged or undecryptable).
+    pub data: Option<Value>,
+    /// Salt of the commitment (exported in bundles).
+    pub salt: Option<[u8; SALT_LEN]>,
+    /// Global seq of the purge event, when purged.
+    pub purged_by: Option<u64>,
+}
+
+impl Event {
+    /// JSON form used by `events list` / `events show` (one JSONL line).
+    pub fn to_json(&self) -> Value {
+        let h = &self.header;
+        let mut v = json!({
+            "global_seq": h.global_seq,
+            "tenant": h.tenant.as_str(),
+            "tenant_seq": h.tenant_seq,
+            "category": h.category.as_str(),
+            "kind": h.kind,
+            "occurred_at": custos_domain::format_ts(h.occurred_at),
+            "recorded_at": custos_domain::format_ts(h.recorded_at),
+            "commitment": hex::encode(h.commitment),
+            "actor": self.actor,
+            "data": self.data,
+        });
+        if let Some(l) = h.label {
+            v["label"] = json!(l.as_str());
+        }
+        if let Some(p) = self.purged_by {
+            v["purged_by"] = json!(p);
+        }
+        v
+    }
+}
+
+/// The result of [`EventLog::verify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// True when every check passed.
+    pub ok: bool,
+    /// Records checked.
+    pub events: u64,
+    /// Distinct tenant streams.
+    pub tenants: u64,
+    /// Bodies decrypted and checked against their commitment.
+    pub bodies_checked: u64,
+    /// Records whose body was purged (each covered by a purge event).
+    pub purged: u64,
+    /// Signed checkpoints checked.
+    pub checkpoints: u64,
+    /// First bad global_seq, when not ok.
+    pub first_bad_seq: Option<u64>,
+    /// What failed.
+    pub error: Option<String>,
+}
+
+/// What `verify` should check beyond the chains.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Decrypt every body and check its commitment.
+    pub with_keys: bool,
+    /// Receipts to check: the global chain at SEQ must equal HASH.
+    pub expect: Vec<(u64, [u8; 32])>,
+}
+
+/// A signed checkpoint as shown to users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignedCheckpoint {
+    /// Log size.
+    pub size: u64,
+    /// Global head, hex.
+    pub global_head: String,
+    /// Signing time (RFC 3339).
+    pub signed_at: String,
+    /// Public key, hex.
+    pub public_key: String,
+    /// Signature, hex.
+    pub signature: String,
+}
+
+/// The bytes an Ed25519 checkpoint signature covers: canonical JSON of
+/// `{"format":"custos.checkpoint.v1","global_head":HEX,"signed_at":µs,"size":N}` plus,
+/// for a tenant bundle, `"tenant":T,"tenant_head":HEX,"tenant_size":N`.
+pub fn checkpoint_message(size: u64, head: &[u8; 32], signed_at: Timestamp, tenant: Option<(&str, u64, &[u8; 32])>) -> Vec<u8> {
+    let mut v = json!({
+        "format": "custos.checkpoint.v1",
+        "size": size,
+        "global_head": hex::encode(head),
+        "signed_at": signed_at,
+    });
+    if let Some((t, n, h)) = tenant {
+        v["tenant"] = json!(t);
+        v["tenant_size"] = json!(n);
+        v["tenant_head"] = json!(hex::encode(h));
+    }
+    canonical::to_vec(&v)
+}
+
+struct TenantState {
+    last_seq: u64,
+    chain: [u8; 32],
+    dek_version: u32,
+    dek: Arc<Aead>,
+    dek_seals: u64,
+    new_seals: u64,
+}
+
+/// An open write transaction on the log. Push batches, then [`Appender::commit`].
+/// Dropped without commit, nothing is appended.
+pub struct Appender<'a> {
+    tx: Box<dyn Tx + 'a>,
+    keys: &'a Keyring,
+    max_seals: u64,
+    head: Head,
+    tenants: HashMap<TenantId, TenantState>,
+    first_seq: u64,
+    appended: u64,
+    rand: Vec<u8>,
+    plain: Vec<u8>,
+    recs: Vec<StoredRecord>,
+}
+
+impl<'a> Appender<'a> {
+    /// Appends a batch inside the open transaction; returns the global seqs given.
+    pub fn push(&mut self, batch: &[Pending]) -> Result<Vec<u64>, LogError> {
+        let now = now_micros();
+        // One getrandom call fills every nonce and salt of the batch.
+        self.rand.resize(batch.len() * (12 + SALT_LEN), 0);
+        random_bytes(&mut self.rand)?;
+        self.recs.clear();
+        let mut seqs = Vec::with_capacity(batch.len());
+        for (i, p) in batch.iter().enumerate() {
+            let ev = &p.event;
+            let occurred_at = ev.occurred_at.unwrap_or(now);
+            if occurred_at > now.saturating_add(MAX_FUTURE_SKEW_MICROS) {
+                return Err(LogError::Conflict(format!("occurred_at of a {} event is in the future", ev.kind)));
+            }
+            let r = &self.rand[i * (12 + SALT_LEN)..(i + 1) * (12 + SALT_LEN)];
+            let mut nonce = [0u8; 12];
+            nonce.copy_from_slice(&r[..12]);
+            let mut salt = [0u8; SALT_LEN];
+            salt.copy_from_slice(&r[12..]);
+
+            self.plain.clear();
+            self.plain.extend_from_slice(&salt);
+            canonical::write(&json!({"actor": p.actor, "data": ev.data}), &mut self.plain);
+            let commit = commitment(&salt, &self.plain[SALT_LEN..]);
+
+            let global_seq = self.head.size + 1;
+            let mut body = Vec::with_capacity(self.plain.len() + 16);
+            body.extend_from_slice(&self.plain);
+            let st = self.tenant_state(&ev.tenant, now)?;
+            let header = Header {
+                global_seq,
+                tenant: ev.tenant.clone(),
+                tenant_seq: st.last_seq + 1,
+                category: ev.category,
+                kind: ev.kind.clone(),
+                occurred_at,
+                recorded_at: now,
+                label: ev.label,
+                commitment: commit,
+            };
+            custos_crypto::seal_in_place(&st.dek, &nonce, &header.aad(st.dek_version), &mut body)?;
+            let entry = header.entry_hash();
+            st.chain = link(TENANT_CHAIN_PREFIX, &st.chain, &entry);
+            st.last_seq += 1;
+            st.new_seals += 1;
+            let dek_version = st.dek_version;
+            let tenant_chain = st.chain;
+            self.head.chain = link(GLOBAL_CHAIN_PREFIX, &self.head.chain, &entry);
+            self.head.size += 1;
+            seqs.push(self.head.size);
+            self.recs.push(StoredRecord {
+                header,
+                dek_version,
+                nonce: Some(nonce),
+                body: Some(body),
+                tenant_chain,
+                global_chain: self.head.chain,
+                purged_by: None,
+            });
+        }
+        self.tx.insert(&self.recs)?;
+        if self.first_seq == 0 {
+            self.first_seq = seqs.first().copied().unwrap_or(0);
+        }
+        self.appended += seqs.len() as u64;
+        self.recs.clear();
+        Ok(seqs)
+    }
+
+    fn tenant_state(&mut self, tenant: &TenantId, now: Timestamp) -> Result<&mut TenantState, LogError> {
+        if !self.tenants.contains_key(tenant) {
+            let h = self.tx.tenant_head(tenant.as_str())?;
+            if let Some(h) = &h {
+                if h.deleted_at.is_some() {
+                    return Err(LogError::TenantDeleted(tenant.to_string()));
+                }
+            }
+            let (dek_version, dek, dek_seals) = match self.tx.active_dek(tenant.as_str())? {
+                Some(row) => (row.version, self.keys.dek_from_row(&row)?, row.seals),
+                None => {
+                    let (row, aead) = self.keys.new_dek(tenant.as_str(), 1, now)?;
+                    self.tx.put_dek(&row)?;
+                    (1, aead, 0)
+                }
+            };
+            let (last_seq, chain) = h.map(|h| (h.last_seq, h.chain)).unwrap_or((0, GENESIS));
+            self.tenants
+                .insert(tenant.clone(), TenantState { last_seq, chain, dek_version, dek, dek_seals, new_seals: 0 });
+        }
+        let max = self.max_seals;
+        let st = self.tenants.get_mut(tenant).ok_or_else(|| LogError::Storage("tenant state vanished".into()))?;
+        if st.dek_seals + st.new_seals >= max {
+            // Retire this DEK for sealing; a fresh version takes over (old one stays for reading).
+            self.tx.add_seals(tenant.as_str(), st.dek_version, st.new_seals)?;
+            let old = self.tx.active_dek(tenant.as_str())?;
+            if let Some(mut o) = old {
+                o.active = false;
+                self.tx.put_dek(&o)?;
+            }
+            let (row, aead) = self.keys.new_dek(tenant.as_str(), st.dek_version + 1, now)?;
+            self.tx.put_dek(&row)?;
+            st.dek_version = row.version;
+            st.dek = aead;
+            st.dek_seals = 0;
+            st.new_seals = 0;
+        }
+        Ok(st)
+    }
+
+    /// The transaction, for writes that must commit atomically with the events
+    /// (projection rows, purges, key rows).
+    pub fn tx(&mut self) -> &mut dyn Tx {
+        self.tx.as_mut()
+    }
+
+    /// Head inside the transaction.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Writes tenant heads and seal counts, then commits durably.
+    pub fn commit(mut self) -> Result<Receipt, LogError> {
+        for (t, st) in &self.tenants {
+            self.tx.set_tenant_head(&TenantHead { tenant: t.to_string(), last_seq: st.last_seq, chain: st.chain, deleted_at: None })?;
+            if st.new_seals > 0 {
+                self.tx.add_seals(t.as_str(), st.dek_version, st.new_seals)?;
+            }
+        }
+        let receipt = Receipt {
+            appended: self.appended,
+            first_seq: self.first_seq,
+            last_seq: self.head.size,
+            tenants: self.tenants.len() as u64,
+            global_head: hex::encode(self.head.chain),
+        };
+        self.tx.commit()?;
+        Ok(receipt)
+    }
+}
+
+/// The log: a backend plus, once unlocked, its keys.
+pub struct EventLog {
+    backend: Box<dyn Backend>,
+    keys: Option<Keyring>,
+    /// Seals per DEK before a new version is made (lowered in tests).
+    pub max_seals: u64,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EventLog({}, unlocked={})", self.backend.name(), self.keys.is_some())
+    }
+}
+
+impl EventLog {
+    /// Wraps a backend (locked: no keys yet).
+    pub fn new(backend: Box<dyn Backend>) -> Self {
+        Self { backend, keys: None, max_seals: DEFAULT_MAX_SEALS }
+    }
+
+    /// Opens the store at `location` (a file path selects SQLite).
+    pub fn open(location: &str) -> Result<Self, LogError> {
+        Ok(Self::new(Box::new(SqliteBackend::open(Path::new(location))?)))
+    }
+
+    /// Creates a store and its first keys: KEK `key-001` and the signing key.
+    pub fn create(location: &str, root: &RootKey) -> Result<Self, LogError> {
+        let backend = SqliteBackend::create(Path::new(location))?;
+        let mut log = Self::new(Box::new(backend));
+        let now = now_micros();
+        let mut keys = Keyring::unlock(root, log.backend.as_ref())?;
+        let kek = keys.new_kek(&kek_id(1), now, true)?;
+        let sk = SigningKey::generate()?;
+        let signing = SigningRow {
+            public_key: sk.public_key().to_vec(),
+            wrapped: root.key().seal_blob(sk.expose_pkcs8(), SIGNING_AAD)?,
+            created_at: now,
+        };
+        keys.set_signing(sk);
+        let mut tx = log.backend.begin()?;
+        tx.put_kek(&kek)?;
+        tx.put_signing_key(&signing)?;
+        tx.commit()?;
+        log.keys = Some(keys);
+        Ok(log)
+    }
+
+    /// Unwraps the store's keys with the root key.
+    pub fn unlock(&mut self, root: &RootKey) -> Result<(), LogError> {
+        self.keys = Some(Keyring::unlock(root, self.backend.as_ref())?);
+        Ok(())
+    }
+
+    /// The backend, for reads.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// The keyring (errors if locked).
+    pub fn keys(&self) -> Result<&Keyring, LogError> {
+        self.keys.as_ref().ok_or(LogError::Locked2)
+    }
+
+    /// Mutable access to keys and backend together (key lifecycle operations).
+    pub fn parts_mut(&mut self) -> Result<(&mut dyn Backend, &mut Keyring), LogError> {
+        let k = self.keys.as_mut().ok_or(LogError::Locked2)?;
+        Ok((self.backend.as_mut(), k))
+    }
+
+    /// Opens a write transaction for appends.
+    pub fn appender(&mut self) -> Result<Appender<'_>, LogError> {
+        let keys = self.keys.as_ref().ok_or(LogError::Locked2)?;
+        let mut tx = self.backend.begin()?;
+        let head = tx.head()?;
+        Ok(Appender {
+            tx,
+            keys,
+            max_seals: self.max_seals,
+            head,
+            tenants: HashMap::new(),
+            first_seq: 0,
+            appended: 0,
+            rand: vec![],
+            plain: Vec::with_capacity(1024),
+            recs: vec![],
+        })
+    }
+
+    /// Appends one batch in one transaction.
+    pub fn append(&mut self, batch: &[Pending]) -> Result<Receipt, LogError> {
+        let mut a = self.appender()?;
+        a.push(batch)?;
+        a.commit()
+    }
+
+    /// Size and head.
+    pub fn head(&self) -> Result<Head, LogError> {
+        self.backend.head()
+    }
+
+    /// Decrypts a stored record (purged records come back with no actor/data).
+    pub fn open_record(&self, rec: StoredRecord) -> Result<Event, LogError> {
+        let keys = self.keys()?;
+        let seq = rec.header.global_seq;
+        let (Some(nonce), Some(mut body)) = (rec.nonce, rec.body) else {
+            return Ok(Event { header: rec.header, actor: None, data: None, salt: None, purged_by: rec.purged_by });
+        };
+        let dek = keys
+            .dek(self.backend.as_ref(), rec.header.tenant.as_str(), rec.dek_version)?
+            .ok_or_else(|| LogError::integrity(seq, format!("DEK v{} of {} is missing", rec.dek_version, rec.header.tenant)))?;
+        custos_crypto::open_in_place(&dek, &nonce, &rec.header.aad(rec.dek_version), &mut body)
+            .map_err(|_| LogError::integrity(seq, "body does not decrypt under its header"))?;
+        let (salt, canon) = split_body(&body).ok_or_else(|| LogError::integrity(seq, "body too short"))?;
+        let salt = *salt;
+        let mut v: Value = serde_json::from_slice(canon).map_err(|e| LogError::integrity(seq, format!("body is not JSON: {e}")))?;
+        let actor = v.get("actor").and_then(Value::as_str).map(str::to_string);
+        let data = v.get_mut("data").map(Value::take);
+        Ok(Event { header: rec.header, actor, data, salt: Some(salt), purged_by: rec.purged_by })
+    }
+
+    /// Streams decrypted events matching `q`; the callback returns false to stop.
+    pub fn read(&self, q: &Query, f: &mut dyn FnMut(Event) -> Result<bool, LogError>) -> Result<(), LogError> {
+        self.backend.scan(q, &mut |rec| f(self.open_record(rec)?))
+    }
+
+    /// One event by global seq.
+    pub fn event(&self, seq: u64) -> Result<Option<Event>, LogError> {
+        self.backend.record(seq)?.map(|r| self.open_record(r)).transpose()
+    }
+
+    /// Signs and stores the current head.
+    pub fn checkpoint(&mut self) -> Result<SignedCheckpoint, LogError> {
+        let keys = self.keys.as_ref().ok_or(LogError::Locked2)?;
+        let sk = keys.signing()?;
+        let mut tx = self.backend.begin()?;
+        let head = tx.head()?;
+        let now = now_micros();
+        let sig = sk.sign(&checkpoint_message(head.size, &head.chain, now, None));
+        let row = CheckpointRow { size: head.size, head: head.chain, signed_at: now, public_key: sk.public_key().to_vec(), signature: sig.to_vec() };
+        tx.put_checkpoint(&row)?;
+        tx.commit()?;
+        Ok(SignedCheckpoint {
+            size: row.size,
+            global_head: hex::encode(row.head),
+            signed_at: custos_domain::format_ts(now),
+            public_key: hex::encode(&row.public_key),
+            signature: hex::encode(&row.signature),
+        })
+    }
+
+    /// Recomputes everything: seq continuity, entry hashes, both chains, tenant heads,
+    /// purge coverage, checkpoint signatures, receipts and — with keys — every body's
+    /// decryption and commitment. Stops at the first failure.
+    pub fn verify(&self, opts: &VerifyOptions, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, LogError> {
+        let mut rep = VerifyReport::default();
+        match crate::verify::run(self, opts, &mut rep, progress) {
+            Ok(()) => rep.ok = true,
+            Err(LogError::Integrity { seq, detail }) => {
+                rep.first_bad_seq = (seq > 0).then_some(seq);
+                rep.error = Some(detail);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(rep)
+    }
+
+    /// Per-tenant record counts by category (header-only scan).
+    pub fn counts(&self, tenant: Option<&str>) -> Result<BTreeMap<String, BTreeMap<String, u64>>, LogError> {
+        let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        let q = Query { tenant: tenant.map(str::to_string), ..Default::default() };
+        self.backend.scan(&q, &mut |r| {
+            *out.entry(r.header.tenant.to_string()).or_default().entry(r.header.category.to_string()).or_default() += 1;
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+}
+
+/// Clearance check helper shared by read paths: may `clearance` see something labelled `label`?
+pub fn cleared(clearance: Clearance, label: Option<Clearance>, default: Clearance) -> bool {
+    clearance >= label.unwrap_or(default)
+}

@@ -1,0 +1,190 @@
+//! The record format: clear header, hashed fields, AAD and chain links (docs/FORMAT.md §2–§4).
+
+use custos_crypto::Sha256;
+use custos_domain::{Category, Clearance, TenantId, Timestamp};
+
+/// Domain-separation prefix of an entry hash (RFC 6962 leaf prefix).
+pub const ENTRY_PREFIX: u8 = 0x00;
+/// Domain-separation prefix of a tenant chain link.
+pub const TENANT_CHAIN_PREFIX: u8 = 0x02;
+/// Domain-separation prefix of a global chain link.
+pub const GLOBAL_CHAIN_PREFIX: u8 = 0x03;
+/// Format tag hashed into every entry; bumping it is a format change.
+pub const RECORD_FORMAT: &[u8] = b"custos.record.v1";
+/// Format tag of the AEAD additional data.
+pub const AAD_FORMAT: &[u8] = b"custos.aad.v1";
+/// The chain value before a stream's first record.
+pub const GENESIS: [u8; 32] = [0u8; 32];
+/// Salt length inside every body.
+pub const SALT_LEN: usize = 16;
+
+/// The clear, hashed part of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Position in the whole log, from 1, without gaps.
+    pub global_seq: u64,
+    /// Stream.
+    pub tenant: TenantId,
+    /// Position in the tenant's stream, from 1, without gaps.
+    pub tenant_seq: u64,
+    /// Category.
+    pub category: Category,
+    /// Kind.
+    pub kind: String,
+    /// When it happened (µs since epoch, UTC).
+    pub occurred_at: Timestamp,
+    /// When the log recorded it (log clock).
+    pub recorded_at: Timestamp,
+    /// Optional classification label.
+    pub label: Option<Clearance>,
+    /// SHA-256(salt ‖ canonical {actor, data}).
+    pub commitment: [u8; 32],
+}
+
+fn lp(h: &mut Sha256, b: &[u8]) {
+    // Lengths are u32 big-endian; every field is far below 4 GiB (kinds ≤ 64 B, tenants ≤ 63 B).
+    h.update(&(b.len() as u32).to_be_bytes());
+    h.update(b);
+}
+
+fn lp_vec(v: &mut Vec<u8>, b: &[u8]) {
+    v.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    v.extend_from_slice(b);
+}
+
+/// The label as hashed: its name, or the empty string.
+pub fn label_str(l: Option<Clearance>) -> &'static str {
+    l.map(Clearance::as_str).unwrap_or("")
+}
+
+impl Header {
+    /// entry = SHA-256(0x00 ‖ lp(format) ‖ lp(global_seq) ‖ lp(tenant) ‖ lp(tenant_seq) ‖ lp(category)
+    /// ‖ lp(kind) ‖ lp(occurred_at) ‖ lp(recorded_at) ‖ lp(label) ‖ commitment).
+    /// Ciphertext, nonce and key reference are deliberately not hashed.
+    pub fn entry_hash(&self) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(&[ENTRY_PREFIX]);
+        lp(&mut h, RECORD_FORMAT);
+        lp(&mut h, &self.global_seq.to_be_bytes());
+        lp(&mut h, self.tenant.as_str().as_bytes());
+        lp(&mut h, &self.tenant_seq.to_be_bytes());
+        lp(&mut h, self.category.as_str().as_bytes());
+        lp(&mut h, self.kind.as_bytes());
+        lp(&mut h, &self.occurred_at.to_be_bytes());
+        lp(&mut h, &self.recorded_at.to_be_bytes());
+        lp(&mut h, label_str(self.label).as_bytes());
+        h.update(&self.commitment);
+        h.finish()
+    }
+
+    /// AAD binding a ciphertext to its row: tenant, tenant_seq, global_seq, category,
+    /// kind, occurred_at, commitment and the DEK version that sealed it.
+    pub fn aad(&self, dek_version: u32) -> Vec<u8> {
+        let mut v = Vec::with_capacity(160);
+        lp_vec(&mut v, AAD_FORMAT);
+        lp_vec(&mut v, self.tenant.as_str().as_bytes());
+        lp_vec(&mut v, &self.tenant_seq.to_be_bytes());
+        lp_vec(&mut v, &self.global_seq.to_be_bytes());
+        lp_vec(&mut v, self.category.as_str().as_bytes());
+        lp_vec(&mut v, self.kind.as_bytes());
+        lp_vec(&mut v, &self.occurred_at.to_be_bytes());
+        lp_vec(&mut v, &self.commitment);
+        lp_vec(&mut v, &dek_version.to_be_bytes());
+        v
+    }
+}
+
+/// chain' = SHA-256(prefix ‖ chain ‖ entry).
+pub fn link(prefix: u8, prev: &[u8; 32], entry: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(&[prefix]);
+    h.update(prev);
+    h.update(entry);
+    h.finish()
+}
+
+/// Folds entry hashes into a chain head, from `start`.
+pub fn fold_chain(prefix: u8, start: [u8; 32], entries: impl IntoIterator<Item = [u8; 32]>) -> [u8; 32] {
+    entries.into_iter().fold(start, |acc, e| link(prefix, &acc, &e))
+}
+
+/// Splits a decrypted body into salt and canonical `{actor, data}` bytes.
+pub fn split_body(plain: &[u8]) -> Option<(&[u8; SALT_LEN], &[u8])> {
+    if plain.len() < SALT_LEN {
+        return None;
+    }
+    let (s, rest) = plain.split_at(SALT_LEN);
+    s.try_into().ok().map(|s| (s, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn header(seq: u64) -> Header {
+        Header {
+            global_seq: seq,
+            tenant: TenantId::parse("acme").unwrap_or_else(|_| TenantId::system()),
+            tenant_seq: seq,
+            category: Category::Runs,
+            kind: "run_completed".into(),
+            occurred_at: 1_759_492_800_000_000,
+            recorded_at: 1_759_492_800_000_001,
+            label: None,
+            commitment: [9u8; 32],
+        }
+    }
+
+    #[test]
+    fn every_hashed_field_matters() {
+        let base = header(1);
+        let e = base.entry_hash();
+        let mut variants = vec![];
+        let mut h = base.clone();
+        h.global_seq = 2;
+        variants.push(h);
+        let mut h = base.clone();
+        h.tenant = TenantId::system();
+        variants.push(h);
+        let mut h = base.clone();
+        h.tenant_seq = 2;
+        variants.push(h);
+        let mut h = base.clone();
+        h.category = Category::Costs;
+        variants.push(h);
+        let mut h = base.clone();
+        h.kind = "run_completeD".into();
+        variants.push(h);
+        let mut h = base.clone();
+        h.occurred_at += 1;
+        variants.push(h);
+        let mut h = base.clone();
+        h.recorded_at += 1;
+        variants.push(h);
+        let mut h = base.clone();
+        h.label = Some(Clearance::Public);
+        variants.push(h);
+        let mut h = base.clone();
+        h.commitment[31] ^= 1;
+        variants.push(h);
+        for v in variants {
+            assert_ne!(v.entry_hash(), e, "{v:?}");
+        }
+        assert_ne!(base.aad(1), base.aad(2));
+    }
+
+    proptest! {
+        #[test]
+        fn chain_fold_is_incremental(n in 0usize..40, split in 0usize..40) {
+            let entries: Vec<[u8; 32]> = (0..n as u64).map(|i| header(i + 1).entry_hash()).collect();
+            let all = fold_chain(GLOBAL_CHAIN_PREFIX, GENESIS, entries.clone());
+            let k = split.min(n);
+            let mid = fold_chain(GLOBAL_CHAIN_PREFIX, GENESIS, entries[..k].to_vec());
+            prop_assert_eq!(fold_chain(GLOBAL_CHAIN_PREFIX, mid, entries[k..].to_vec()), all);
+            if n > 0 {
+                prop_assert_ne!(fold_chain(TENANT_CHAIN_PREFIX, GENESIS, entries.clone()), all);
+            }
+        }
+    }
+}

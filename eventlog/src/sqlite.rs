@@ -1,0 +1,593 @@
+//! The embedded SQLite backend: WAL, `synchronous=FULL`, `secure_delete=ON`,
+//! schema version in `PRAGMA user_version`, and the one write lock SQLite gives
+//! (`BEGIN IMMEDIATE` with a busy timeout) serializing appends across processes.
+
+use std::path::{Path, PathBuf};
+
+use custos_domain::{Category, Clearance, TenantId};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+
+use crate::backend::*;
+use crate::record::Header;
+use crate::LogError;
+
+/// Schema versions, applied in order. Index i migrates from user_version i to i+1.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE events (
+    global_seq   INTEGER PRIMARY KEY,
+    tenant       TEXT    NOT NULL,
+    tenant_seq   INTEGER NOT NULL,
+    category     INTEGER NOT NULL,
+    kind         TEXT    NOT NULL,
+    occurred_at  INTEGER NOT NULL,
+    recorded_at  INTEGER NOT NULL,
+    label        INTEGER NOT NULL DEFAULT 0,
+    commitment   BLOB    NOT NULL,
+    dek_version  INTEGER NOT NULL,
+    nonce        BLOB,
+    body         BLOB,
+    tenant_chain BLOB    NOT NULL,
+    global_chain BLOB    NOT NULL,
+    purged_by    INTEGER,
+    UNIQUE (tenant, tenant_seq)
+);
+CREATE TABLE tenant_heads (
+    tenant     TEXT PRIMARY KEY,
+    last_seq   INTEGER NOT NULL,
+    chain      BLOB    NOT NULL,
+    deleted_at INTEGER
+);
+CREATE TABLE keks (
+    key_id     TEXT PRIMARY KEY,
+    wrapped    BLOB,
+    status     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE deks (
+    tenant     TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    kek_id     TEXT    NOT NULL,
+    wrapped    BLOB    NOT NULL,
+    seals      INTEGER NOT NULL DEFAULT 0,
+    active     INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, version)
+);
+CREATE TABLE signing_key (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    public_key BLOB    NOT NULL,
+    wrapped    BLOB    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE checkpoints (
+    id         INTEGER PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    head       BLOB    NOT NULL,
+    signed_at  INTEGER NOT NULL,
+    public_key BLOB    NOT NULL,
+    signature  BLOB    NOT NULL
+);
+CREATE TABLE actors (
+    name        TEXT PRIMARY KEY,
+    role        TEXT    NOT NULL,
+    clearance   TEXT    NOT NULL,
+    token_hash  BLOB    NOT NULL UNIQUE,
+    disabled    INTEGER NOT NULL DEFAULT 0,
+    created_seq INTEGER NOT NULL
+);
+CREATE TABLE snapshots (
+    tenant      TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    covers_seq  INTEGER NOT NULL,
+    dek_version INTEGER NOT NULL,
+    nonce       BLOB    NOT NULL,
+    body        BLOB    NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+"#];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Busy timeout for the write lock, from `CUSTOS_BUSY_TIMEOUT_MS` (default 30 s).
+pub fn busy_timeout_ms() -> u64 {
+    std::env::var("CUSTOS_BUSY_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(30_000)
+}
+
+/// The SQLite backend.
+pub struct SqliteBackend {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqliteBackend({})", self.path.display())
+    }
+}
+
+impl SqliteBackend {
+    /// Creates a new store file; refuses if one exists.
+    pub fn create(path: &Path) -> Result<Self, LogError> {
+        if path.exists() {
+            return Err(LogError::Exists(path.display().to_string()));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let mut b = Self::configure(conn, path)?;
+        b.migrate()?;
+        Ok(b)
+    }
+
+    /// Opens an existing store, migrating its schema forward if needed.
+    pub fn open(path: &Path) -> Result<Self, LogError> {
+        if !path.is_file() {
+            return Err(LogError::NotFound(path.display().to_string()));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        let mut b = Self::configure(conn, path)?;
+        b.migrate()?;
+        Ok(b)
+    }
+
+    fn configure(conn: Connection, path: &Path) -> Result<Self, LogError> {
+        conn.busy_timeout(std::time::Duration::from_millis(busy_timeout_ms()))?;
+        let not_db = |e: rusqlite::Error| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+                LogError::Schema(format!("{} is not a custos store (not an SQLite database)", path.display()))
+            }
+            e => LogError::from(e),
+        };
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(not_db)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(LogError::Storage(format!("cannot enable WAL on {} (journal_mode={mode})", path.display())));
+        }
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA foreign_keys=OFF;")?;
+        Ok(Self { conn, path: path.to_path_buf() })
+    }
+
+    fn migrate(&mut self) -> Result<(), LogError> {
+        let v: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if v > SCHEMA_VERSION {
+            return Err(LogError::Schema(format!(
+                "{} has schema version {v}, newer than this custos understands ({SCHEMA_VERSION}); upgrade custos",
+                self.path.display()
+            )));
+        }
+        if v == 0 {
+            let tables: i64 = self.conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+            if tables > 0 {
+                return Err(LogError::Schema(format!("{} is an SQLite database but not a custos store", self.path.display())));
+            }
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Direct access for maintenance (backup, checkpointing the WAL). Not for log writes.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Truncates the WAL so freed pages holding destroyed material leave it.
+    pub fn checkpoint_wal(&self) -> Result<(), LogError> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+const RECORD_COLS: &str = "global_seq, tenant, tenant_seq, category, kind, occurred_at, recorded_at, label, commitment, dek_version, nonce, body, tenant_chain, global_chain, purged_by";
+
+fn blob32(r: &Row, i: usize) -> rusqlite::Result<[u8; 32]> {
+    let v: Vec<u8> = r.get(i)?;
+    v.as_slice().try_into().map_err(|_| rusqlite::Error::InvalidColumnType(i, "32-byte blob".into(), rusqlite::types::Type::Blob))
+}
+
+fn bad_col(i: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(i, what.into(), rusqlite::types::Type::Integer)
+}
+
+fn label_code(l: Option<Clearance>) -> i64 {
+    l.map(|c| c as i64 + 1).unwrap_or(0)
+}
+
+fn label_from(code: i64) -> Option<Clearance> {
+    usize::try_from(code).ok().and_then(|c| c.checked_sub(1)).and_then(|c| Clearance::ALL.get(c).copied())
+}
+
+fn row_to_record(r: &Row) -> rusqlite::Result<StoredRecord> {
+    let tenant: String = r.get(1)?;
+    let cat: i64 = r.get(3)?;
+    let label: i64 = r.get(7)?;
+    let nonce: Option<Vec<u8>> = r.get(10)?;
+    Ok(StoredRecord {
+        header: Header {
+            global_seq: r.get::<_, i64>(0)? as u64,
+            tenant: TenantId::parse_any(&tenant).map_err(|_| bad_col(1, "tenant id"))?,
+            tenant_seq: r.get::<_, i64>(2)? as u64,
+            category: u8::try_from(cat).ok().and_then(Category::from_code).ok_or_else(|| bad_col(3, "category code"))?,
+            kind: r.get(4)?,
+            occurred_at: r.get(5)?,
+            recorded_at: r.get(6)?,
+            label: if label == 0 { None } else { Some(label_from(label).ok_or_else(|| bad_col(7, "label code"))?) },
+            commitment: blob32(r, 8)?,
+        },
+        dek_version: r.get::<_, i64>(9)? as u32,
+        nonce: match nonce {
+            Some(n) => Some(n.as_slice().try_into().map_err(|_| bad_col(10, "12-byte nonce"))?),
+            None => None,
+        },
+        body: r.get(11)?,
+        tenant_chain: blob32(r, 12)?,
+        global_chain: blob32(r, 13)?,
+        purged_by: r.get::<_, Option<i64>>(14)?.map(|v| v as u64),
+    })
+}
+
+fn row_to_dek(r: &Row) -> rusqlite::Result<DekRow> {
+    Ok(DekRow {
+        tenant: r.get(0)?,
+        version: r.get::<_, i64>(1)? as u32,
+        kek_id: r.get(2)?,
+        wrapped: r.get(3)?,
+        seals: r.get::<_, i64>(4)? as u64,
+        active: r.get::<_, i64>(5)? != 0,
+        created_at: r.get(6)?,
+    })
+}
+
+fn row_to_actor(r: &Row) -> rusqlite::Result<ActorRow> {
+    Ok(ActorRow {
+        name: r.get(0)?,
+        role: r.get(1)?,
+        clearance: r.get(2)?,
+        token_hash: blob32(r, 3)?,
+        disabled: r.get::<_, i64>(4)? != 0,
+        created_seq: r.get::<_, i64>(5)? as u64,
+    })
+}
+
+fn head_of(conn: &Connection) -> Result<Head, LogError> {
+    let h = conn
+        .query_row("SELECT global_seq, global_chain FROM events ORDER BY global_seq DESC LIMIT 1", [], |r| {
+            Ok(Head { size: r.get::<_, i64>(0)? as u64, chain: blob32(r, 1)? })
+        })
+        .optional()?;
+    Ok(h.unwrap_or_default())
+}
+
+fn tenant_head_of(conn: &Connection, tenant: &str) -> Result<Option<TenantHead>, LogError> {
+    Ok(conn
+        .prepare_cached("SELECT tenant, last_seq, chain, deleted_at FROM tenant_heads WHERE tenant = ?1")?
+        .query_row([tenant], |r| {
+            Ok(TenantHead { tenant: r.get(0)?, last_seq: r.get::<_, i64>(1)? as u64, chain: blob32(r, 2)?, deleted_at: r.get(3)? })
+        })
+        .optional()?)
+}
+
+impl Backend for SqliteBackend {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn begin(&mut self) -> Result<Box<dyn Tx + '_>, LogError> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    fn head(&self) -> Result<Head, LogError> {
+        head_of(&self.conn)
+    }
+
+    fn scan(&self, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError> {
+        let mut sql = format!("SELECT {RECORD_COLS} FROM events WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = vec![];
+        let mut push = |cond: &str, v: rusqlite::types::Value, sql: &mut String| {
+            args.push(v);
+            sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+        };
+        if let Some(t) = &q.tenant {
+            push("tenant =", t.clone().into(), &mut sql);
+        }
+        if let Some(c) = q.category {
+            push("category =", i64::from(c.code()).into(), &mut sql);
+        }
+        if let Some(k) = &q.kind {
+            push("kind =", k.clone().into(), &mut sql);
+        }
+        if let Some(s) = q.since {
+            push("occurred_at >=", s.into(), &mut sql);
+        }
+        if let Some(u) = q.until {
+            push("occurred_at <", u.into(), &mut sql);
+        }
+        if let Some(s) = q.from_seq {
+            push("global_seq >=", (s as i64).into(), &mut sql);
+        }
+        if let Some(s) = q.after_tenant_seq {
+            push("tenant_seq >", (s as i64).into(), &mut sql);
+        }
+        sql.push_str(" ORDER BY global_seq");
+        if let Some(l) = q.limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            let rec = row_to_record(r).map_err(|e| LogError::integrity(r.get::<_, i64>(0).unwrap_or(0) as u64, e.to_string()))?;
+            if !f(rec)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&self, seq: u64) -> Result<Option<StoredRecord>, LogError> {
+        Ok(self
+            .conn
+            .query_row(&format!("SELECT {RECORD_COLS} FROM events WHERE global_seq = ?1"), [seq as i64], row_to_record)
+            .optional()?)
+    }
+
+    fn tenant_heads(&self) -> Result<Vec<TenantHead>, LogError> {
+        let mut st = self.conn.prepare("SELECT tenant, last_seq, chain, deleted_at FROM tenant_heads ORDER BY tenant")?;
+        let rows = st.query_map([], |r| {
+            Ok(TenantHead { tenant: r.get(0)?, last_seq: r.get::<_, i64>(1)? as u64, chain: blob32(r, 2)?, deleted_at: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn keks(&self) -> Result<Vec<KekRow>, LogError> {
+        let mut st = self.conn.prepare("SELECT key_id, wrapped, status, created_at FROM keks ORDER BY key_id")?;
+        let rows = st.query_map([], |r| Ok(KekRow { key_id: r.get(0)?, wrapped: r.get(1)?, status: r.get(2)?, created_at: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn deks(&self, tenant: Option<&str>) -> Result<Vec<DekRow>, LogError> {
+        let cols = "SELECT tenant, version, kek_id, wrapped, seals, active, created_at FROM deks";
+        let rows = match tenant {
+            Some(t) => {
+                let mut st = self.conn.prepare(&format!("{cols} WHERE tenant = ?1 ORDER BY version"))?;
+                let v = st.query_map([t], row_to_dek)?.collect::<Result<Vec<_>, _>>()?;
+                v
+            }
+            None => {
+                let mut st = self.conn.prepare(&format!("{cols} ORDER BY tenant, version"))?;
+                let v = st.query_map([], row_to_dek)?.collect::<Result<Vec<_>, _>>()?;
+                v
+            }
+        };
+        Ok(rows)
+    }
+
+    fn signing_key(&self) -> Result<Option<SigningRow>, LogError> {
+        Ok(self
+            .conn
+            .query_row("SELECT public_key, wrapped, created_at FROM signing_key WHERE id = 1", [], |r| {
+                Ok(SigningRow { public_key: r.get(0)?, wrapped: r.get(1)?, created_at: r.get(2)? })
+            })
+            .optional()?)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<CheckpointRow>, LogError> {
+        let mut st = self.conn.prepare("SELECT size, head, signed_at, public_key, signature FROM checkpoints ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok(CheckpointRow {
+                size: r.get::<_, i64>(0)? as u64,
+                head: blob32(r, 1)?,
+                signed_at: r.get(2)?,
+                public_key: r.get(3)?,
+                signature: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn actor_by_token(&self, hash: &[u8; 32]) -> Result<Option<ActorRow>, LogError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT name, role, clearance, token_hash, disabled, created_seq FROM actors WHERE token_hash = ?1",
+                [hash.as_slice()],
+                row_to_actor,
+            )
+            .optional()?)
+    }
+
+    fn actors(&self) -> Result<Vec<ActorRow>, LogError> {
+        let mut st = self.conn.prepare("SELECT name, role, clearance, token_hash, disabled, created_seq FROM actors ORDER BY created_seq")?;
+        let rows = st.query_map([], row_to_actor)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn snapshot(&self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT tenant, name, covers_seq, dek_version, nonce, body FROM snapshots WHERE tenant = ?1 AND name = ?2",
+                [tenant, name],
+                |r| {
+                    let n: Vec<u8> = r.get(4)?;
+                    Ok(SnapshotRow {
+                        tenant: r.get(0)?,
+                        name: r.get(1)?,
+                        covers_seq: r.get::<_, i64>(2)? as u64,
+                        dek_version: r.get::<_, i64>(3)? as u32,
+                        nonce: n.as_slice().try_into().map_err(|_| bad_col(4, "12-byte nonce"))?,
+                        body: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn size_bytes(&self) -> Result<u64, LogError> {
+        let main = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(main + std::fs::metadata(PathBuf::from(wal)).map(|m| m.len()).unwrap_or(0))
+    }
+}
+
+struct SqliteTx<'c> {
+    tx: rusqlite::Transaction<'c>,
+}
+
+impl Tx for SqliteTx<'_> {
+    fn head(&mut self) -> Result<Head, LogError> {
+        head_of(&self.tx)
+    }
+
+    fn tenant_head(&mut self, tenant: &str) -> Result<Option<TenantHead>, LogError> {
+        tenant_head_of(&self.tx, tenant)
+    }
+
+    fn insert(&mut self, recs: &[StoredRecord]) -> Result<(), LogError> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "INSERT INTO events ({RECORD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+        ))?;
+        for r in recs {
+            let h = &r.header;
+            st.execute(params![
+                h.global_seq as i64,
+                h.tenant.as_str(),
+                h.tenant_seq as i64,
+                i64::from(h.category.code()),
+                h.kind,
+                h.occurred_at,
+                h.recorded_at,
+                label_code(h.label),
+                &h.commitment[..],
+                i64::from(r.dek_version),
+                r.nonce.as_ref().map(|n| &n[..]),
+                r.body.as_deref(),
+                &r.tenant_chain[..],
+                &r.global_chain[..],
+                r.purged_by.map(|v| v as i64),
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn set_tenant_head(&mut self, h: &TenantHead) -> Result<(), LogError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO tenant_heads (tenant, last_seq, chain, deleted_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(tenant) DO UPDATE SET last_seq = excluded.last_seq, chain = excluded.chain, deleted_at = excluded.deleted_at",
+            )?
+            .execute(params![h.tenant, h.last_seq as i64, &h.chain[..], h.deleted_at])?;
+        Ok(())
+    }
+
+    fn active_dek(&mut self, tenant: &str) -> Result<Option<DekRow>, LogError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT tenant, version, kek_id, wrapped, seals, active, created_at FROM deks WHERE tenant = ?1 AND active = 1")?
+            .query_row([tenant], row_to_dek)
+            .optional()?)
+    }
+
+    fn put_dek(&mut self, d: &DekRow) -> Result<(), LogError> {
+        self.tx
+            .prepare_cached("INSERT OR REPLACE INTO deks (tenant, version, kek_id, wrapped, seals, active, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+            .execute(params![d.tenant, i64::from(d.version), d.kek_id, d.wrapped, d.seals as i64, i64::from(d.active), d.created_at])?;
+        Ok(())
+    }
+
+    fn add_seals(&mut self, tenant: &str, version: u32, n: u64) -> Result<(), LogError> {
+        self.tx
+            .prepare_cached("UPDATE deks SET seals = seals + ?3 WHERE tenant = ?1 AND version = ?2")?
+            .execute(params![tenant, i64::from(version), n as i64])?;
+        Ok(())
+    }
+
+    fn delete_deks(&mut self, tenant: &str, version: Option<u32>) -> Result<u64, LogError> {
+        let n = match version {
+            Some(v) => self.tx.execute("DELETE FROM deks WHERE tenant = ?1 AND version = ?2", params![tenant, i64::from(v)])?,
+            None => self.tx.execute("DELETE FROM deks WHERE tenant = ?1", [tenant])?,
+        };
+        Ok(n as u64)
+    }
+
+    fn put_kek(&mut self, k: &KekRow) -> Result<(), LogError> {
+        self.tx
+            .execute(
+                "INSERT OR REPLACE INTO keks (key_id, wrapped, status, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![k.key_id, k.wrapped, k.status, k.created_at],
+            )
+            .map(|_| ())
+            .map_err(Into::into)
+    }
+
+    fn put_signing_key(&mut self, s: &SigningRow) -> Result<(), LogError> {
+        self.tx
+            .execute(
+                "INSERT OR REPLACE INTO signing_key (id, public_key, wrapped, created_at) VALUES (1, ?1, ?2, ?3)",
+                params![s.public_key, s.wrapped, s.created_at],
+            )
+            .map(|_| ())
+            .map_err(Into::into)
+    }
+
+    fn put_checkpoint(&mut self, c: &CheckpointRow) -> Result<(), LogError> {
+        self.tx
+            .execute(
+                "INSERT INTO checkpoints (size, head, signed_at, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![c.size as i64, &c.head[..], c.signed_at, c.public_key, c.signature],
+            )
+            .map(|_| ())
+            .map_err(Into::into)
+    }
+
+    fn put_actor(&mut self, a: &ActorRow) -> Result<(), LogError> {
+        self.tx
+            .execute(
+                "INSERT OR REPLACE INTO actors (name, role, clearance, token_hash, disabled, created_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![a.name, a.role, a.clearance, &a.token_hash[..], i64::from(a.disabled), a.created_seq as i64],
+            )
+            .map(|_| ())
+            .map_err(Into::into)
+    }
+
+    fn put_snapshot(&mut self, s: &SnapshotRow) -> Result<(), LogError> {
+        self.tx
+            .prepare_cached("INSERT OR REPLACE INTO snapshots (tenant, name, covers_seq, dek_version, nonce, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![s.tenant, s.name, s.covers_seq as i64, i64::from(s.dek_version), &s.nonce[..], s.body])?;
+        Ok(())
+    }
+
+    fn delete_snapshots(&mut self, tenant: &str) -> Result<u64, LogError> {
+        Ok(self.tx.execute("DELETE FROM snapshots WHERE tenant = ?1", [tenant])? as u64)
+    }
+
+    fn purge_bodies(&mut self, seqs: &[u64], purged_by: u64) -> Result<u64, LogError> {
+        let mut st = self
+            .tx
+            .prepare_cached("UPDATE events SET body = NULL, nonce = NULL, purged_by = ?2 WHERE global_seq = ?1 AND body IS NOT NULL")?;
+        let mut n = 0;
+        for s in seqs {
+            n += st.execute(params![*s as i64, purged_by as i64])? as u64;
+        }
+        Ok(n)
+    }
+
+    fn replace_body(&mut self, seq: u64, dek_version: u32, nonce: &[u8; 12], body: &[u8]) -> Result<(), LogError> {
+        self.tx
+            .prepare_cached("UPDATE events SET dek_version = ?2, nonce = ?3, body = ?4 WHERE global_seq = ?1 AND body IS NOT NULL")?
+            .execute(params![seq as i64, i64::from(dek_version), &nonce[..], body])?;
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), LogError> {
+        self.tx.commit().map_err(Into::into)
+    }
+}
