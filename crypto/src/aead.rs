@@ -25,10 +25,8 @@ impl Aead {
 
     /// Encrypts `buf` in place and returns the tag.
     pub fn seal_detached(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN], CryptoError> {
-        let tag = self
-            .0
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf)
-            .map_err(|_| CryptoError::Open)?;
+        let tag =
+            self.0.seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf).map_err(|_| CryptoError::Open)?;
         let mut t = [0u8; TAG_LEN];
         t.copy_from_slice(tag.as_ref());
         Ok(t)
@@ -36,9 +34,7 @@ impl Aead {
 
     /// Decrypts `ct ‖ tag` in place, returning the plaintext slice.
     pub fn open<'a>(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &'a mut [u8]) -> Result<&'a mut [u8], CryptoError> {
-        self.0
-            .open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf)
-            .map_err(|_| CryptoError::Open)
+        self.0.open_in_place(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), buf).map_err(|_| CryptoError::Open)
     }
 }
 

@@ -67,7 +67,10 @@ mod tests {
         // These vectors are repeated in docs/FORMAT.md; change both together.
         let cases = [
             (json!({"b": 1, "a": [true, null, "x"]}), r#"{"a":[true,null,"x"],"b":1}"#),
-            (json!({"actor": "admin", "data": {"usd_micros": 2100, "model": "gpt-4o"}}), r#"{"actor":"admin","data":{"model":"gpt-4o","usd_micros":2100}}"#),
+            (
+                json!({"actor": "admin", "data": {"usd_micros": 2100, "model": "gpt-4o"}}),
+                r#"{"actor":"admin","data":{"model":"gpt-4o","usd_micros":2100}}"#,
+            ),
             (json!({"é": "\u{1}\"\\", "Z": 1.5, "a": -0}), r#"{"Z":1.5,"a":0,"é":"\u0001\"\\"}"#),
             (json!([]), "[]"),
             (json!({}), "{}"),

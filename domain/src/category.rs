@@ -77,11 +77,7 @@ impl Category {
 impl FromStr for Category {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| DomainError::BadCategory(s.to_string()))
+        Self::ALL.iter().copied().find(|c| c.as_str() == s).ok_or_else(|| DomainError::BadCategory(s.to_string()))
     }
 }
 

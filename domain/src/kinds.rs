@@ -144,9 +144,7 @@ pub const RESERVED: &[&str] = &[
 pub fn check_kind_name(kind: &str) -> Result<(), DomainError> {
     let ok = !kind.is_empty()
         && kind.len() <= 64
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'-');
+        && kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.' || b == b'-');
     if ok {
         Ok(())
     } else {

@@ -30,10 +30,7 @@ impl UsdMicros {
         for _ in frac.len()..6 {
             f *= 10;
         }
-        w.checked_mul(1_000_000)
-            .and_then(|w| w.checked_add(f))
-            .map(UsdMicros)
-            .ok_or_else(bad)
+        w.checked_mul(1_000_000).and_then(|w| w.checked_add(f)).map(UsdMicros).ok_or_else(bad)
     }
 
     /// Saturating sum, so a hostile payload cannot make a report panic.

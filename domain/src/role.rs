@@ -39,11 +39,7 @@ impl Role {
 impl FromStr for Role {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| DomainError::BadRole(s.to_string()))
+        Self::ALL.iter().copied().find(|r| r.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| DomainError::BadRole(s.to_string()))
     }
 }
 
@@ -85,11 +81,7 @@ impl Clearance {
 impl FromStr for Clearance {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| DomainError::BadClearance(s.to_string()))
+        Self::ALL.iter().copied().find(|r| r.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| DomainError::BadClearance(s.to_string()))
     }
 }
 

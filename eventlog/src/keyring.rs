@@ -97,7 +97,12 @@ impl Keyring {
         if active {
             self.active_kek = Some(id.to_string());
         }
-        Ok(KekRow { key_id: id.to_string(), wrapped: Some(wrapped), status: if active { "active" } else { "decrypt-only" }.into(), created_at: now })
+        Ok(KekRow {
+            key_id: id.to_string(),
+            wrapped: Some(wrapped),
+            status: if active { "active" } else { "decrypt-only" }.into(),
+            created_at: now,
+        })
     }
 
     /// Forgets a KEK (after it was retired in the store).

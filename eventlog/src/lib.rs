@@ -14,11 +14,15 @@ pub mod backend;
 mod error;
 pub mod keyring;
 mod log;
+pub mod rawbench;
 pub mod record;
 pub mod sqlite;
 mod verify;
 
 pub use backend::{Backend, Head, Query, StoredRecord, Tx};
 pub use error::LogError;
-pub use log::{checkpoint_message, cleared, Appender, Event, EventLog, Pending, Receipt, SignedCheckpoint, VerifyOptions, VerifyReport, DEFAULT_MAX_SEALS};
+pub use log::{
+    checkpoint_message, cleared, Appender, Event, EventLog, Pending, Receipt, SignedCheckpoint, VerifyOptions, VerifyReport,
+    DEFAULT_MAX_SEALS,
+};
 pub use verify::PURGE_KINDS;

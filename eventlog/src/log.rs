@@ -257,8 +257,7 @@ impl<'a> Appender<'a> {
                 }
             };
             let (last_seq, chain) = h.map(|h| (h.last_seq, h.chain)).unwrap_or((0, GENESIS));
-            self.tenants
-                .insert(tenant.clone(), TenantState { last_seq, chain, dek_version, dek, dek_seals, new_seals: 0 });
+            self.tenants.insert(tenant.clone(), TenantState { last_seq, chain, dek_version, dek, dek_seals, new_seals: 0 });
         }
         let max = self.max_seals;
         let st = self.tenants.get_mut(tenant).ok_or_else(|| LogError::Storage("tenant state vanished".into()))?;
@@ -449,7 +448,13 @@ impl EventLog {
         let head = tx.head()?;
         let now = now_micros();
         let sig = sk.sign(&checkpoint_message(head.size, &head.chain, now, None));
-        let row = CheckpointRow { size: head.size, head: head.chain, signed_at: now, public_key: sk.public_key().to_vec(), signature: sig.to_vec() };
+        let row = CheckpointRow {
+            size: head.size,
+            head: head.chain,
+            signed_at: now,
+            public_key: sk.public_key().to_vec(),
+            signature: sig.to_vec(),
+        };
         tx.put_checkpoint(&row)?;
         tx.commit()?;
         Ok(SignedCheckpoint {

@@ -404,7 +404,8 @@ impl Backend for SqliteBackend {
     }
 
     fn actors(&self) -> Result<Vec<ActorRow>, LogError> {
-        let mut st = self.conn.prepare("SELECT name, role, clearance, token_hash, disabled, created_seq FROM actors ORDER BY created_seq")?;
+        let mut st =
+            self.conn.prepare("SELECT name, role, clearance, token_hash, disabled, created_seq FROM actors ORDER BY created_seq")?;
         let rows = st.query_map([], row_to_actor)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -491,7 +492,9 @@ impl Tx for SqliteTx<'_> {
     fn active_dek(&mut self, tenant: &str) -> Result<Option<DekRow>, LogError> {
         Ok(self
             .tx
-            .prepare_cached("SELECT tenant, version, kek_id, wrapped, seals, active, created_at FROM deks WHERE tenant = ?1 AND active = 1")?
+            .prepare_cached(
+                "SELECT tenant, version, kek_id, wrapped, seals, active, created_at FROM deks WHERE tenant = ?1 AND active = 1",
+            )?
             .query_row([tenant], row_to_dek)
             .optional()?)
     }
@@ -504,9 +507,11 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn add_seals(&mut self, tenant: &str, version: u32, n: u64) -> Result<(), LogError> {
-        self.tx
-            .prepare_cached("UPDATE deks SET seals = seals + ?3 WHERE tenant = ?1 AND version = ?2")?
-            .execute(params![tenant, i64::from(version), n as i64])?;
+        self.tx.prepare_cached("UPDATE deks SET seals = seals + ?3 WHERE tenant = ?1 AND version = ?2")?.execute(params![
+            tenant,
+            i64::from(version),
+            n as i64
+        ])?;
         Ok(())
     }
 
@@ -560,7 +565,9 @@ impl Tx for SqliteTx<'_> {
 
     fn put_snapshot(&mut self, s: &SnapshotRow) -> Result<(), LogError> {
         self.tx
-            .prepare_cached("INSERT OR REPLACE INTO snapshots (tenant, name, covers_seq, dek_version, nonce, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .prepare_cached(
+                "INSERT OR REPLACE INTO snapshots (tenant, name, covers_seq, dek_version, nonce, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
             .execute(params![s.tenant, s.name, s.covers_seq as i64, i64::from(s.dek_version), &s.nonce[..], s.body])?;
         Ok(())
     }

@@ -52,7 +52,10 @@ pub(crate) fn run(log: &EventLog, opts: &VerifyOptions, rep: &mut VerifyReport, 
         }
         if let Some(want) = expects.get(&seq) {
             if !ct_eq(want, &global) {
-                return Err(LogError::integrity(seq, format!("receipt mismatch: expected head {} at seq {seq}, log has {}", hex::encode(want), hex::encode(global))));
+                return Err(LogError::integrity(
+                    seq,
+                    format!("receipt mismatch: expected head {} at seq {seq}, log has {}", hex::encode(want), hex::encode(global)),
+                ));
             }
             seen_expect.insert(seq);
         }
@@ -60,7 +63,10 @@ pub(crate) fn run(log: &EventLog, opts: &VerifyOptions, rep: &mut VerifyReport, 
             for &i in idx {
                 let c = &checkpoints[i];
                 if !ct_eq(&c.head, &global) {
-                    return Err(LogError::integrity(seq, format!("signed checkpoint of size {seq} does not match the log (rollback or fork)")));
+                    return Err(LogError::integrity(
+                        seq,
+                        format!("signed checkpoint of size {seq} does not match the log (rollback or fork)"),
+                    ));
                 }
             }
         }
@@ -97,7 +103,7 @@ pub(crate) fn run(log: &EventLog, opts: &VerifyOptions, rep: &mut VerifyReport, 
             _ => return Err(LogError::integrity(seq, "record has a nonce without a body or a body without a nonce")),
         }
         rep.events += 1;
-        if rep.events % 65_536 == 0 {
+        if rep.events.is_multiple_of(65_536) {
             progress(rep.events);
         }
         Ok(true)
@@ -116,7 +122,10 @@ pub(crate) fn run(log: &EventLog, opts: &VerifyOptions, rep: &mut VerifyReport, 
         if h.last_seq != n || !ct_eq(&h.chain, &chain) {
             return Err(LogError::integrity(
                 size + 1,
-                format!("tenant {} should end at tenant_seq {} but the log ends at {n} (records removed from its tail)", h.tenant, h.last_seq),
+                format!(
+                    "tenant {} should end at tenant_seq {} but the log ends at {n} (records removed from its tail)",
+                    h.tenant, h.last_seq
+                ),
             ));
         }
     }
@@ -146,7 +155,10 @@ pub(crate) fn run(log: &EventLog, opts: &VerifyOptions, rep: &mut VerifyReport, 
     }
     for (seq, _) in &opts.expect {
         if !seen_expect.contains(seq) {
-            return Err(LogError::integrity(size + 1, format!("receipt for seq {seq} cannot be checked: the log has only {size} records (truncated or rolled back)")));
+            return Err(LogError::integrity(
+                size + 1,
+                format!("receipt for seq {seq} cannot be checked: the log has only {size} records (truncated or rolled back)"),
+            ));
         }
     }
     Ok(())

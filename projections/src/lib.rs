@@ -1,1 +1,23 @@
-//! placeholder
+//! Read models of custos, folded from the event log: actors, the keyring view,
+//! and (as capabilities land) budgets, checkpoints, labels, holds and policies.
+//!
+//! A projection is a pure fold — `apply` takes an event and cannot fail — so
+//! incremental state always equals state rebuilt from the log. Per-tenant state
+//! is persisted as a snapshot sealed with that tenant's DEK ([`snapshot`]), so
+//! crypto-shredding a tenant makes its snapshot unreadable with no extra step.
+//! This crate never decides what may be appended.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod actors;
+mod keyring;
+pub mod snapshot;
+
+pub use actors::{ActorState, ActorsView};
+pub use keyring::{KekState, KeyringView};
+
+/// A read model folded from events.
+pub trait Projection {
+    /// Folds one event. Must not fail: unknown kinds and undecryptable bodies are ignored.
+    fn apply(&mut self, ev: &custos_eventlog::Event);
+}

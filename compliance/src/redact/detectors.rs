@@ -27,7 +27,7 @@ pub(crate) enum Check {
 impl Check {
     /// The sensitive sub-ranges of `matched` (empty when it is rejected).
     pub(crate) fn accept(self, matched: &str) -> Vec<Range<usize>> {
-        let whole = || vec![0..matched.len()];
+        let whole = || std::iter::once(0..matched.len()).collect();
         match self {
             Check::None => whole(),
             Check::Ssn if ssn_ok(matched) => whole(),
@@ -55,22 +55,14 @@ const SPECS: [(&str, &str, Check); 10] = [
         r"(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|.*\z)",
         Check::None,
     ),
-    (
-        "jwt",
-        r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+",
-        Check::None,
-    ),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", Check::None),
     (
         "api_key",
         // OpenAI `sk-...` and Anthropic `sk-ant-...`.
         r"\bsk-(?:ant-)?[A-Za-z0-9_-]{20,}",
         Check::ApiKey,
     ),
-    (
-        "aws_access_key",
-        r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b",
-        Check::None,
-    ),
+    ("aws_access_key", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", Check::None),
     (
         "url",
         // Trailing punctuation (end of a sentence, closing parenthesis) is not
@@ -78,11 +70,7 @@ const SPECS: [(&str, &str, Check); 10] = [
         r#"(?i)\bhttps?://[^\s<>"'`{}|\\^\[\]]*[^\s<>"'`{}|\\^\[\].,;:!?)]"#,
         Check::None,
     ),
-    (
-        "email",
-        r"\b[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b",
-        Check::None,
-    ),
+    ("email", r"\b[A-Za-z0-9][A-Za-z0-9._%+-]*@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b", Check::None),
     (
         "credit_card",
         // Any run of digit groups separated by single spaces or dashes; the
@@ -98,41 +86,22 @@ const SPECS: [(&str, &str, Check); 10] = [
         r"\+1[-. ]?(?:\(\d{3}\)[-. ]?|\d{3}[-. ]?)\d{3}[-. ]?\d{4}\b|(?:\b1[-. ])?(?:\(\d{3}\)[-. ]?|\b\d{3}[-. ])\d{3}[-. ]\d{4}\b",
         Check::None,
     ),
-    (
-        "ipv4",
-        r"\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b",
-        Check::None,
-    ),
+    ("ipv4", r"\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b", Check::None),
 ];
 
 /// The types of the built-in detectors, in priority order (most specific first).
-pub const BUILTIN_TYPES: [&str; 10] = [
-    "private_key",
-    "jwt",
-    "api_key",
-    "aws_access_key",
-    "url",
-    "email",
-    "credit_card",
-    "ssn",
-    "phone",
-    "ipv4",
-];
+pub const BUILTIN_TYPES: [&str; 10] =
+    ["private_key", "jwt", "api_key", "aws_access_key", "url", "email", "credit_card", "ssn", "phone", "ipv4"];
 
 /// The compiled built-in detectors, compiled once per process. An `Err` names
 /// the detector whose pattern failed to compile (a programming error that the
 /// unit tests catch).
-pub(crate) static BUILTINS: LazyLock<Result<Vec<Builtin>, (&'static str, regex::Error)>> =
-    LazyLock::new(|| {
-        SPECS
-            .iter()
-            .map(|&(kind, pattern, check)| {
-                Regex::new(pattern)
-                    .map(|regex| Builtin { kind, regex, check })
-                    .map_err(|e| (kind, e))
-            })
-            .collect()
-    });
+pub(crate) static BUILTINS: LazyLock<Result<Vec<Builtin>, (&'static str, regex::Error)>> = LazyLock::new(|| {
+    SPECS
+        .iter()
+        .map(|&(kind, pattern, check)| Regex::new(pattern).map(|regex| Builtin { kind, regex, check }).map_err(|e| (kind, e)))
+        .collect()
+});
 
 /// Whether `digits` (ASCII digits only) passes the Luhn checksum.
 pub(crate) fn luhn(digits: &[u8]) -> bool {
@@ -150,7 +119,8 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    !digits.is_empty() && sum % 10 == 0
+    // Not `is_multiple_of`: the workspace MSRV (1.85) predates it.
+    !digits.is_empty() && matches!(sum % 10, 0)
 }
 
 /// The card numbers inside a run of digit groups (`matched` is digits
@@ -211,16 +181,11 @@ fn ssn_ok(matched: &str) -> bool {
     let (Some(area), Some(group), Some(serial)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    area != "000"
-        && area != "666"
-        && !area.starts_with('9')
-        && group != "00"
-        && serial != "0000"
+    area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000"
 }
 
 /// Whether the body of an `sk-` key looks random rather than like prose.
 fn api_key_ok(matched: &str) -> bool {
     let body = matched.strip_prefix("sk-").unwrap_or(matched);
-    body.bytes()
-        .any(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    body.bytes().any(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
 }

@@ -52,8 +52,8 @@ use std::str::FromStr;
 use regex::Regex;
 
 use self::config::RulesFile;
-use self::detectors::{Check, BUILTINS};
 pub use self::detectors::BUILTIN_TYPES;
+use self::detectors::{Check, BUILTINS};
 pub use self::error::RedactError;
 
 /// The label template used unless a rules file overrides it.
@@ -183,7 +183,23 @@ impl Redactor {
     }
 
     /// A redactor with the built-in detectors plus the custom rules of a rules
-    /// file (see the module documentation of the format).
+    /// file, in the legacy system's format:
+    ///
+    /// ```json
+    /// {
+    ///   "rules": [
+    ///     {"name": "custom_pattern", "pattern": "CUSTOM-[0-9]{6}", "type": "custom_id",
+    ///      "description": "Custom ID format"}
+    ///   ],
+    ///   "strategies": {"label": {"replacement": "[REDACTED:{type}]"}},
+    ///   "default_strategy": "label"
+    /// }
+    /// ```
+    ///
+    /// `strategies` and `default_strategy` are optional, a rule's `type`
+    /// defaults to its `name` (types are lower-cased), and unknown fields are
+    /// ignored. Custom rules rank below every built-in detector when matches
+    /// overlap, so they can never split a private key or token.
     ///
     /// The strategy is `default_strategy_override` if given, else the file's
     /// `default_strategy`, else [`Strategy::Label`]. The file's
@@ -198,74 +214,34 @@ impl Redactor {
     /// compile, [`RedactError::EmptyField`] for a rule with an empty name,
     /// pattern or type, and [`RedactError::UnknownStrategy`] for a bad
     /// `default_strategy`.
-    pub fn from_rules_json(
-        json: &str,
-        default_strategy_override: Option<Strategy>,
-    ) -> Result<Redactor, RedactError> {
+    pub fn from_rules_json(json: &str, default_strategy_override: Option<Strategy>) -> Result<Redactor, RedactError> {
         let file: RulesFile = serde_json::from_str(json).map_err(RedactError::RulesFile)?;
 
-        let file_strategy = file
-            .default_strategy
-            .as_deref()
-            .map(Strategy::from_str)
-            .transpose()?;
-        let strategy = default_strategy_override
-            .or(file_strategy)
-            .unwrap_or_default();
-        let template = file
-            .strategies
-            .label
-            .replacement
-            .as_deref()
-            .unwrap_or(DEFAULT_LABEL_TEMPLATE);
+        let file_strategy = file.default_strategy.as_deref().map(Strategy::from_str).transpose()?;
+        let strategy = default_strategy_override.or(file_strategy).unwrap_or_default();
+        let template = file.strategies.label.replacement.as_deref().unwrap_or(DEFAULT_LABEL_TEMPLATE);
 
-        let builtins = BUILTINS
-            .as_ref()
-            .map_err(|(rule, source)| RedactError::Builtin {
-                rule: (*rule).to_owned(),
-                source: source.clone(),
-            })?;
+        let builtins =
+            BUILTINS.as_ref().map_err(|(rule, source)| RedactError::Builtin { rule: (*rule).to_owned(), source: source.clone() })?;
         let mut rules: Vec<Rule> = builtins
             .iter()
-            .map(|b| Rule {
-                kind: b.kind.to_owned(),
-                label: render_label(template, b.kind),
-                regex: b.regex.clone(),
-                check: b.check,
-            })
+            .map(|b| Rule { kind: b.kind.to_owned(), label: render_label(template, b.kind), regex: b.regex.clone(), check: b.check })
             .collect();
 
         for spec in file.rules {
             let name = spec.name.trim();
             if name.is_empty() {
-                return Err(RedactError::EmptyField {
-                    rule: spec.name.clone(),
-                    field: "name",
-                });
+                return Err(RedactError::EmptyField { rule: spec.name.clone(), field: "name" });
             }
             if spec.pattern.is_empty() {
-                return Err(RedactError::EmptyField {
-                    rule: name.to_owned(),
-                    field: "pattern",
-                });
+                return Err(RedactError::EmptyField { rule: name.to_owned(), field: "pattern" });
             }
             let kind = spec.kind.as_deref().unwrap_or(name).trim().to_lowercase();
             if kind.is_empty() {
-                return Err(RedactError::EmptyField {
-                    rule: name.to_owned(),
-                    field: "type",
-                });
+                return Err(RedactError::EmptyField { rule: name.to_owned(), field: "type" });
             }
-            let regex = Regex::new(&spec.pattern).map_err(|source| RedactError::InvalidPattern {
-                rule: name.to_owned(),
-                source,
-            })?;
-            rules.push(Rule {
-                label: render_label(template, &kind),
-                kind,
-                regex,
-                check: Check::None,
-            });
+            let regex = Regex::new(&spec.pattern).map_err(|source| RedactError::InvalidPattern { rule: name.to_owned(), source })?;
+            rules.push(Rule { label: render_label(template, &kind), kind, regex, check: Check::None });
         }
 
         Ok(Redactor::assemble(rules, strategy))
@@ -297,10 +273,7 @@ impl Redactor {
                 None => break,
             }
         }
-        Redacted {
-            text: current.into_owned(),
-            counts,
-        }
+        Redacted { text: current.into_owned(), counts }
     }
 
     /// Redacts every string inside `value` in place — object values and array
@@ -334,20 +307,13 @@ impl Redactor {
     fn assemble(rules: Vec<Rule>, strategy: Strategy) -> Redactor {
         let mut protected: Vec<String> = Vec::new();
         for rule in &rules {
-            for label in [
-                rule.label.clone(),
-                render_label(DEFAULT_LABEL_TEMPLATE, &rule.kind),
-            ] {
+            for label in [rule.label.clone(), render_label(DEFAULT_LABEL_TEMPLATE, &rule.kind)] {
                 if !label.is_empty() && !protected.contains(&label) {
                     protected.push(label);
                 }
             }
         }
-        Redactor {
-            rules,
-            strategy,
-            protected,
-        }
+        Redactor { rules, strategy, protected }
     }
 
     /// One redaction pass over `text`; `None` when nothing was found.
@@ -378,10 +344,7 @@ impl Redactor {
         candidates.sort_by_key(|&(priority, start, end)| (priority, start, usize::MAX - (end - start)));
         let mut accepted: BTreeMap<usize, (usize, &Rule)> = BTreeMap::new();
         for (priority, start, end) in candidates {
-            let overlaps = accepted
-                .range(..end)
-                .next_back()
-                .is_some_and(|(_, &(prev_end, _))| prev_end > start);
+            let overlaps = accepted.range(..end).next_back().is_some_and(|(_, &(prev_end, _))| prev_end > start);
             if overlaps {
                 continue;
             }
@@ -431,10 +394,7 @@ fn partial(kind: &str, value: &str) -> String {
     if chars < 6 {
         return "***".to_owned();
     }
-    let tail_start = value
-        .char_indices()
-        .nth(chars - 2)
-        .map_or(value.len(), |(i, _)| i);
+    let tail_start = value.char_indices().nth(chars - 2).map_or(value.len(), |(i, _)| i);
     format!("{}***{}", first_two(value), &value[tail_start..])
 }
 
@@ -450,7 +410,7 @@ fn unprotected_segments(text: &str, protected: &[String]) -> Vec<std::ops::Range
             while i < bytes.len() && bytes[i] == b'*' {
                 i += 1;
             }
-            if i - start >= 300 {
+            if i - start >= 3 {
                 spans.push(start..i);
             }
         } else {

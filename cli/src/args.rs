@@ -1,0 +1,193 @@
+//! The clap definitions: parsed here, validated into platform calls in `cmd/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// custos — encrypted, hash-chained audit log for LLM-workflow platforms.
+#[derive(Debug, Parser)]
+#[command(name = "custos", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Store location (an SQLite file path).
+    #[arg(long, global = true, env = "CUSTOS_STORE", default_value = "custos.db")]
+    pub store: String,
+    /// Root key file (default: STORE.key). Keep it outside backups of the store.
+    #[arg(long, global = true, env = "CUSTOS_ROOT_KEY_FILE")]
+    pub root_key_file: Option<PathBuf>,
+    /// File holding your API token (otherwise CUSTOS_TOKEN is read).
+    #[arg(long, global = true, env = "CUSTOS_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but errors (and JSON when --json).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More logging (-v info, -vv debug, -vvv trace), to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a store, its root key, signing key, first KEK and the first Admin (prints its token once).
+    Init(InitArgs),
+    /// Append JSONL events from FILE or stdin in one all-or-nothing transaction (Operator+).
+    Ingest(IngestArgs),
+    /// Read decrypted events.
+    #[command(subcommand)]
+    Events(EventsCmd),
+    /// Verify the whole log: chains, entry hashes, checkpoints, receipts and (with keys) every body (Auditor+).
+    Verify(VerifyArgs),
+    /// Sign and store the current log head (Operator+).
+    Checkpoint,
+    /// Key-encryption keys and the signing key.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// People and services that may act on the store.
+    #[command(subcommand)]
+    Actors(ActorsCmd),
+    /// Show who the token belongs to.
+    Whoami,
+    /// Recompute projections from the log and repair any drift (Auditor+).
+    Rebuild,
+    /// A guided tour on a fresh store: ingest a sample workload, read, verify.
+    Quickstart(QuickstartArgs),
+    /// Measure throughput against the machine's physical limits (writes a temp store).
+    Bench(BenchArgs),
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Name of the first Admin actor.
+    #[arg(long, default_value = "admin")]
+    pub admin: String,
+}
+
+/// `ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// JSONL file, or `-` for stdin.
+    #[arg(default_value = "-")]
+    pub file: String,
+}
+
+/// `events ...`.
+#[derive(Debug, Subcommand)]
+pub enum EventsCmd {
+    /// Decrypted events as JSONL (header fields, actor, data).
+    List(ListArgs),
+    /// One event by global sequence number.
+    Show {
+        /// Global sequence number.
+        seq: u64,
+    },
+}
+
+/// Filters of `events list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only this category.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// Only this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// occurred_at at or after (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// occurred_at before (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most N events.
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Check chains and signatures only, without decrypting bodies (no root key needed).
+    #[arg(long)]
+    pub no_keys: bool,
+    /// A kept receipt SEQ:HASH (last_seq:global_head from ingest); repeatable.
+    #[arg(long, value_name = "SEQ:HASH")]
+    pub expect: Vec<String>,
+}
+
+/// `keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Every KEK version with status, age and how many DEKs it wraps.
+    List,
+    /// The active KEK.
+    Active,
+    /// Make a new active KEK; older ones stay decrypt-only (Admin).
+    Rotate,
+    /// The Ed25519 public key auditors verify checkpoints and bundles with.
+    Public,
+}
+
+/// `actors ...`.
+#[derive(Debug, Subcommand)]
+pub enum ActorsCmd {
+    /// Add an actor and print its token once (Admin).
+    Add {
+        /// Unique name.
+        name: String,
+        /// Viewer, Operator, Auditor, Compliance or Admin.
+        #[arg(long)]
+        role: String,
+        /// Public, Internal, Confidential or Restricted.
+        #[arg(long, default_value = "Internal")]
+        clearance: String,
+    },
+    /// List actors (never their tokens) (Admin).
+    List,
+    /// Disable an actor; its token stops working (Admin).
+    Disable {
+        /// Actor name.
+        name: String,
+    },
+}
+
+/// `quickstart`.
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Directory for the tour's store (a new temp dir by default; it is kept).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Events to generate.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Tenants they are spread over.
+    #[arg(long, default_value_t = 100)]
+    pub tenants: u64,
+    /// Approximate JSON size of each event's data, bytes.
+    #[arg(long, default_value_t = 512)]
+    pub payload: usize,
+    /// Where to put the temp store (default: system temp dir).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}

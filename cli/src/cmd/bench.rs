@@ -1,0 +1,161 @@
+//! `custos bench`: throughput of custos next to the physical limits measured in
+//! the same run (raw SQLite insert/scan of same-size rows, AES-GCM, SHA-256).
+
+use std::io::{BufWriter, Write};
+use std::time::Instant;
+
+use custos_crypto::{open_in_place, seal_in_place, sha256, Aead, SecretKey};
+use custos_domain::now_micros;
+use custos_eventlog::rawbench;
+use custos_eventlog::VerifyOptions;
+use custos_platform::{sample, EventFilter, IngestOptions, Platform};
+use serde_json::{json, Value};
+
+use super::Ctx;
+use crate::args::BenchArgs;
+
+/// Peak resident set of this process so far (KiB), from /proc.
+pub fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn rate(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
+    let base = match &a.dir {
+        Some(d) => tempfile::Builder::new().prefix("custos-bench-").tempdir_in(d)?,
+        None => tempfile::Builder::new().prefix("custos-bench-").tempdir()?,
+    };
+    let n = a.events;
+    let note = |s: &str| ctx.out.note(s);
+    let mut rows: Vec<(String, f64, String)> = vec![];
+
+    note(&format!("generating {n} events of ~{} B over {} tenants ...", a.payload, a.tenants));
+    let input = base.path().join("events.jsonl");
+    {
+        let now = now_micros();
+        let mut w = BufWriter::new(std::fs::File::create(&input)?);
+        for i in 0..n {
+            writeln!(w, "{}", sample::bench_line(i, a.tenants, a.payload, now))?;
+        }
+        w.flush()?;
+    }
+    let rss_before = peak_rss_kib().unwrap_or(0);
+
+    let store = base.path().join("bench.db").display().to_string();
+    let key = base.path().join("bench.key");
+    let (mut p, init) = Platform::init(&store, &key, "admin")?;
+    let admin = p.authenticate(Some(&init.admin.token), "bench")?;
+
+    note("ingest ...");
+    let t0 = Instant::now();
+    let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&input)?);
+    let receipt = p.ingest(&admin, &mut f, &IngestOptions::default(), &mut |_| {})?;
+    let ingest_s = t0.elapsed().as_secs_f64();
+    let ingest_rss = peak_rss_kib().unwrap_or(0);
+    rows.push(("custos ingest (parse, commit, seal, chain, insert)".into(), rate(receipt.appended, ingest_s), "events/s".into()));
+
+    // Body size as stored, for the raw baselines.
+    let mut body_len = 0usize;
+    p.log().backend().scan(&custos_eventlog::Query { limit: Some(1), from_seq: Some(10), ..Default::default() }, &mut |r| {
+        body_len = r.body.map(|b| b.len()).unwrap_or(0);
+        Ok(false)
+    })?;
+
+    note("decrypting scan ...");
+    let t0 = Instant::now();
+    let mut cnt = 0u64;
+    p.events(&EventFilter::default(), &mut |e| {
+        cnt += u64::from(e.data.is_some());
+        Ok(true)
+    })?;
+    let scan_s = t0.elapsed().as_secs_f64();
+    rows.push(("custos decrypting scan (events list without printing)".into(), rate(cnt, scan_s), "events/s".into()));
+
+    note("verify ...");
+    let t0 = Instant::now();
+    let rep = p.verify(&VerifyOptions { with_keys: true, expect: vec![] }, &mut |_| {})?;
+    let vk_s = t0.elapsed().as_secs_f64();
+    rows.push(("custos verify with keys".into(), rate(rep.events, vk_s), "events/s".into()));
+    let t0 = Instant::now();
+    let rep2 = p.verify(&VerifyOptions { with_keys: false, expect: vec![] }, &mut |_| {})?;
+    let vn_s = t0.elapsed().as_secs_f64();
+    rows.push(("custos verify without keys".into(), rate(rep2.events, vn_s), "events/s".into()));
+    let store_bytes = p.log().backend().size_bytes()?;
+    drop(p);
+
+    note("raw SQLite baselines ...");
+    let raw = base.path().join("raw.db");
+    let ri_s = rawbench::raw_insert(&raw, n, body_len, a.tenants)?;
+    let (rn, rs_s) = rawbench::raw_scan(&raw)?;
+    rows.push(("raw rusqlite insert, same row shape, one transaction, synchronous=FULL".into(), rate(n, ri_s), "rows/s".into()));
+    rows.push(("raw rusqlite scan touching every body".into(), rate(rn, rs_s), "rows/s".into()));
+
+    note("crypto baselines ...");
+    let m = n.min(1_000_000);
+    let aead = Aead::new(&SecretKey::generate()?)?;
+    let plain = vec![0x41u8; body_len.saturating_sub(16)];
+    let nonce = [3u8; 12];
+    let mut sealed = plain.clone();
+    seal_in_place(&aead, &nonce, b"aad", &mut sealed)?;
+    let t0 = Instant::now();
+    for _ in 0..m {
+        let mut b = plain.clone();
+        seal_in_place(&aead, &nonce, b"aad", &mut b)?;
+        std::hint::black_box(&b);
+    }
+    rows.push(("AES-256-GCM seal (ring), same body size".into(), rate(m, t0.elapsed().as_secs_f64()), "ops/s".into()));
+    let t0 = Instant::now();
+    for _ in 0..m {
+        let mut b = sealed.clone();
+        open_in_place(&aead, &nonce, b"aad", &mut b)?;
+        std::hint::black_box(&b);
+    }
+    let open_rate = rate(m, t0.elapsed().as_secs_f64());
+    rows.push(("AES-256-GCM open (ring), same body size".into(), open_rate, "ops/s".into()));
+    let buf512 = vec![0x42u8; 512];
+    let t0 = Instant::now();
+    for _ in 0..m {
+        std::hint::black_box(sha256(std::hint::black_box(&buf512)));
+    }
+    rows.push(("SHA-256 of 512 B".into(), rate(m, t0.elapsed().as_secs_f64()), "ops/s".into()));
+
+    let raw_insert = rate(n, ri_s);
+    let raw_scan = rate(rn, rs_s);
+    let scan_limit = 1.0 / (1.0 / raw_scan + 1.0 / open_rate);
+    let goals = json!({
+        "ingest_vs_raw_insert": rate(receipt.appended, ingest_s) / raw_insert,
+        "decrypting_scan_vs_raw_scan_plus_open": rate(cnt, scan_s) / scan_limit,
+        "verify_with_keys_events_per_s": rate(rep.events, vk_s),
+        "verify_without_keys_events_per_s": rate(rep2.events, vn_s),
+        "ingest_peak_rss_mib": ingest_rss as f64 / 1024.0,
+    });
+    let v = json!({
+        "events": n, "tenants": a.tenants, "payload_bytes": a.payload, "stored_body_bytes": body_len,
+        "store_bytes": store_bytes, "rss_before_ingest_kib": rss_before, "peak_rss_after_ingest_kib": ingest_rss,
+        "results": rows.iter().map(|(k, r, u)| json!({"what": k, "rate": r.round(), "unit": u})).collect::<Vec<Value>>(),
+        "ratios": goals,
+    });
+    ctx.out.emit(&v, || {
+        let mut s = format!("custos bench: {n} events, {} tenants, ~{} B data ({body_len} B sealed bodies)\n\n", a.tenants, a.payload);
+        s += &format!("| {:<72} | {:>12} | {:<8} |\n|{}|{}|{}|\n", "operation", "rate", "unit", "-".repeat(74), "-".repeat(14), "-".repeat(10));
+        for (k, r, u) in &rows {
+            s += &format!("| {k:<72} | {:>12.0} | {u:<8} |\n", r);
+        }
+        s += &format!(
+            "\ningest / raw insert            {:.0}%\ndecrypting scan / (raw scan ⊕ open) {:.0}%\npeak RSS during ingest        {:.1} MiB\nstore size                    {:.1} MiB\n",
+            100.0 * rate(receipt.appended, ingest_s) / raw_insert,
+            100.0 * rate(cnt, scan_s) / scan_limit,
+            ingest_rss as f64 / 1024.0,
+            store_bytes as f64 / 1048576.0
+        );
+        s
+    })
+}

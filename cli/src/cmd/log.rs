@@ -1,0 +1,129 @@
+//! Log commands: init, ingest, events, verify, checkpoint, rebuild.
+
+use std::io::{BufRead, BufReader, Write};
+
+use custos_domain::parse_ts;
+use custos_eventlog::VerifyOptions;
+use custos_platform::{parse_expect, EventFilter, IngestOptions, Platform, PlatformError};
+use serde_json::json;
+
+use super::Ctx;
+use crate::args::{EventsCmd, IngestArgs, InitArgs, VerifyArgs};
+use crate::Exit;
+
+pub fn init(ctx: &Ctx, a: InitArgs) -> anyhow::Result<()> {
+    let (_, res) = Platform::init(&ctx.store, &ctx.root_key, &a.admin)?;
+    ctx.out.emit(&res, || {
+        format!(
+            "created store      {}\nroot key file      {} (mode 0600)\nadmin actor        {} (Admin)\nadmin token        {}\n\n\
+             The token is shown once: store it now (e.g. in a file for --token-file).\n\
+             WARNING: the root key file is the only way to decrypt this store. Losing it loses the data;\n\
+             keep a copy offline and never store it beside backups of the store.\n",
+            res.store, res.root_key_file, res.admin.name, res.admin.token
+        )
+    })
+}
+
+pub fn ingest(ctx: &Ctx, a: IngestArgs) -> anyhow::Result<()> {
+    let (mut p, who) = ctx.authorized("ingest", None)?;
+    let (mut input, len): (Box<dyn BufRead>, Option<u64>) = if a.file == "-" {
+        (Box::new(BufReader::new(std::io::stdin().lock())), None)
+    } else {
+        let f = std::fs::File::open(&a.file).map_err(|e| PlatformError::Input(format!("cannot open {}: {e}", a.file)))?;
+        let n = f.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 20, f)), n)
+    };
+    let _ = len;
+    let pb = ctx.out.progress(None, "ingest (lines)");
+    let receipt = p.ingest(&who, &mut *input, &IngestOptions::default(), &mut |n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    ctx.out.emit(&receipt, || {
+        format!(
+            "appended {} events (seq {}..{}) across {} tenants\nreceipt  {}:{}\n(keep the receipt: `custos verify --expect {}:{}` proves the log still holds them)\n",
+            receipt.appended, receipt.first_seq, receipt.last_seq, receipt.tenants, receipt.last_seq, receipt.global_head, receipt.last_seq, receipt.global_head
+        )
+    })
+}
+
+pub fn events(ctx: &Ctx, c: EventsCmd) -> anyhow::Result<()> {
+    match c {
+        EventsCmd::List(l) => {
+            let filter = EventFilter {
+                tenant: l.tenant.clone(),
+                category: l.category.as_deref().map(str::parse).transpose().map_err(PlatformError::from)?,
+                kind: l.kind,
+                since: l.since.as_deref().map(parse_ts).transpose().map_err(PlatformError::from)?,
+                until: l.until.as_deref().map(parse_ts).transpose().map_err(PlatformError::from)?,
+                limit: l.limit,
+            };
+            let (p, _) = ctx.authorized("events list", l.tenant.as_deref())?;
+            let stdout = std::io::stdout();
+            let mut o = std::io::BufWriter::new(stdout.lock());
+            p.events(&filter, &mut |e| {
+                match serde_json::to_writer(&mut o, &e.to_json())
+                    .map_err(|e| e.to_string())
+                    .and_then(|_| writeln!(o).map_err(|e| e.to_string()))
+                {
+                    Ok(()) => Ok(true),
+                    // A closed pipe (`| head`) ends the listing quietly.
+                    Err(_) => Ok(false),
+                }
+            })?;
+            let _ = o.flush();
+            Ok(())
+        }
+        EventsCmd::Show { seq } => {
+            let (p, _) = ctx.authorized("events show", None)?;
+            let e = p.event(seq)?;
+            ctx.out.emit(&e.to_json(), || serde_json::to_string_pretty(&e.to_json()).unwrap_or_default())
+        }
+    }
+}
+
+pub fn verify(ctx: &Ctx, a: VerifyArgs) -> anyhow::Result<()> {
+    let expect = a.expect.iter().map(|s| parse_expect(s)).collect::<Result<Vec<_>, _>>()?;
+    let (p, _) = ctx.authorized("verify", None)?;
+    let pb = ctx.out.progress(p.log().head().ok().map(|h| h.size), "verify");
+    let rep = p.verify(&VerifyOptions { with_keys: !a.no_keys, expect }, &mut |n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    ctx.out.emit(&rep, || {
+        if rep.ok {
+            format!(
+                "OK: {} events in {} streams; {} bodies decrypted and matched their commitments; {} purged bodies covered; {} signed checkpoints\n",
+                rep.events, rep.tenants, rep.bodies_checked, rep.purged, rep.checkpoints
+            )
+        } else {
+            format!(
+                "FAILED at seq {}: {}\n",
+                rep.first_bad_seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                rep.error.clone().unwrap_or_default()
+            )
+        }
+    })?;
+    if rep.ok {
+        Ok(())
+    } else {
+        Err(Exit(
+            5,
+            format!(
+                "integrity failure at seq {}: {}",
+                rep.first_bad_seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                rep.error.unwrap_or_default()
+            ),
+        )
+        .into())
+    }
+}
+
+pub fn checkpoint(ctx: &Ctx) -> anyhow::Result<()> {
+    let (mut p, _) = ctx.authorized("checkpoint", None)?;
+    let cp = p.log_mut().checkpoint().map_err(PlatformError::from)?;
+    ctx.out.emit(&cp, || format!("signed checkpoint: size {} head {}\nsignature {}\n", cp.size, cp.global_head, cp.signature))
+}
+
+pub fn rebuild(ctx: &Ctx) -> anyhow::Result<()> {
+    let (mut p, _) = ctx.authorized("rebuild", None)?;
+    let (actors, drifted) = p.rebuild_actors()?;
+    let v = json!({"actors": actors, "repaired": drifted});
+    ctx.out.emit(&v, || format!("rebuilt projections: {actors} actors{}\n", if drifted { " (drift repaired)" } else { "" }))
+}

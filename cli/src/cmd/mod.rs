@@ -1,0 +1,68 @@
+//! One handler per command: parse → one platform call → print.
+
+mod admin;
+mod bench;
+mod log;
+mod quickstart;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use custos_platform::{Platform, PlatformError, Principal};
+
+use crate::args::{Cli, Command, Global};
+use crate::output::Out;
+
+/// What every handler needs: where the store is, how to authenticate, how to print.
+pub struct Ctx {
+    pub store: String,
+    pub root_key: PathBuf,
+    pub token_file: Option<PathBuf>,
+    pub out: Out,
+}
+
+impl Ctx {
+    fn from_global(g: &Global) -> Self {
+        let root_key = g.root_key_file.clone().unwrap_or_else(|| custos_platform::default_root_key_file(&g.store));
+        Self { store: g.store.clone(), root_key, token_file: g.token_file.clone(), out: Out { json: g.json, quiet: g.quiet } }
+    }
+
+    /// The caller's token: `--token-file` / `CUSTOS_TOKEN_FILE`, else `CUSTOS_TOKEN`.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(f) = &self.token_file {
+            let t = std::fs::read_to_string(f).map_err(|e| PlatformError::Input(format!("cannot read token file {}: {e}", f.display())))?;
+            return Ok(Some(t.trim().to_string()));
+        }
+        Ok(std::env::var("CUSTOS_TOKEN").ok())
+    }
+
+    /// Opens the store with its root key.
+    pub fn open(&self) -> anyhow::Result<Platform> {
+        Platform::open(&self.store, &self.root_key).with_context(|| format!("opening store {}", self.store))
+    }
+
+    /// Opens the store and authorizes `action` (recording a denial on failure).
+    pub fn authorized(&self, action: &str, tenant: Option<&str>) -> anyhow::Result<(Platform, Principal)> {
+        let mut p = self.open()?;
+        let who = p.authorize(self.token()?.as_deref(), action, tenant)?;
+        Ok((p, who))
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Ctx::from_global(&cli.global);
+    match cli.command {
+        Command::Init(a) => log::init(&ctx, a),
+        Command::Ingest(a) => log::ingest(&ctx, a),
+        Command::Events(c) => log::events(&ctx, c),
+        Command::Verify(a) => log::verify(&ctx, a),
+        Command::Checkpoint => log::checkpoint(&ctx),
+        Command::Rebuild => log::rebuild(&ctx),
+        Command::Keys(c) => admin::keys(&ctx, c),
+        Command::Actors(c) => admin::actors(&ctx, c),
+        Command::Whoami => admin::whoami(&ctx),
+        Command::Quickstart(a) => quickstart::run(&ctx, a),
+        Command::Bench(a) => bench::run(&ctx, a),
+    }
+}

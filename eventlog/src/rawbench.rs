@@ -1,0 +1,56 @@
+//! Physical limits for benchmarks: raw rusqlite insert and scan of rows shaped
+//! like custos records, with the same pragmas, so `custos bench` can print its
+//! own figures beside what SQLite alone does on the same machine in the same run.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rusqlite::{params, Connection};
+
+use crate::LogError;
+
+/// Inserts `n` rows with a `body_len`-byte body (plus the same clear columns and
+/// the same unique index as `events`) in one transaction. Returns seconds taken.
+pub fn raw_insert(path: &Path, n: u64, body_len: usize, tenants: u64) -> Result<f64, LogError> {
+    let mut c = Connection::open(path)?;
+    c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+    c.execute_batch(
+        "PRAGMA synchronous=FULL;
+         CREATE TABLE IF NOT EXISTS raw (seq INTEGER PRIMARY KEY, tenant TEXT NOT NULL, tenant_seq INTEGER NOT NULL,
+           category INTEGER, kind TEXT, occurred_at INTEGER, recorded_at INTEGER, label INTEGER, commitment BLOB,
+           dek_version INTEGER, nonce BLOB, body BLOB, tenant_chain BLOB, global_chain BLOB, purged_by INTEGER,
+           UNIQUE (tenant, tenant_seq));",
+    )?;
+    let body = vec![0x5au8; body_len];
+    let h = [7u8; 32];
+    let nonce = [1u8; 12];
+    let names: Vec<String> = (0..tenants.max(1)).map(|t| format!("t{t:03}")).collect();
+    let t0 = Instant::now();
+    let tx = c.transaction()?;
+    {
+        let mut st = tx.prepare("INSERT INTO raw VALUES (?1, ?2, ?3, 5, 'job_enqueued', ?4, ?4, 0, ?5, 1, ?6, ?7, ?5, ?5, NULL)")?;
+        for i in 0..n {
+            let t = i % tenants.max(1);
+            st.execute(params![i as i64 + 1, names[t as usize], (i / tenants.max(1)) as i64 + 1, i as i64, &h[..], &nonce[..], &body[..]])?;
+        }
+    }
+    tx.commit()?;
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Scans every row of the raw table touching each body. Returns (rows, seconds).
+pub fn raw_scan(path: &Path) -> Result<(u64, f64), LogError> {
+    let c = Connection::open(path)?;
+    let t0 = Instant::now();
+    let mut st = c.prepare("SELECT seq, tenant, tenant_seq, commitment, nonce, body, global_chain FROM raw ORDER BY seq")?;
+    let mut rows = st.query([])?;
+    let mut n = 0u64;
+    let mut sum = 0u64;
+    while let Some(r) = rows.next()? {
+        let b: Vec<u8> = r.get(5)?;
+        sum = sum.wrapping_add(b.len() as u64);
+        n += 1;
+    }
+    std::hint::black_box(sum);
+    Ok((n, t0.elapsed().as_secs_f64()))
+}

@@ -1,0 +1,70 @@
+use custos_domain::{Category, Timestamp};
+use custos_eventlog::{Event, Query, VerifyOptions, VerifyReport};
+
+use crate::{Platform, PlatformError};
+
+/// Filters of `events list`.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only this category.
+    pub category: Option<Category>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// occurred_at ≥.
+    pub since: Option<Timestamp>,
+    /// occurred_at <.
+    pub until: Option<Timestamp>,
+    /// At most this many.
+    pub limit: Option<u64>,
+}
+
+impl Platform {
+    /// Streams decrypted events to `f` (stop by returning false).
+    pub fn events(&self, f: &EventFilter, out: &mut dyn FnMut(&Event) -> Result<bool, PlatformError>) -> Result<(), PlatformError> {
+        if let Some(t) = &f.tenant {
+            custos_domain::TenantId::parse_any(t)?;
+        }
+        let q = Query {
+            tenant: f.tenant.clone(),
+            category: f.category,
+            kind: f.kind.clone(),
+            since: f.since,
+            until: f.until,
+            limit: f.limit,
+            ..Default::default()
+        };
+        let mut err = None;
+        self.log.read(&q, &mut |e| match out(&e) {
+            Ok(more) => Ok(more),
+            Err(x) => {
+                err = Some(x);
+                Ok(false)
+            }
+        })?;
+        err.map_or(Ok(()), Err)
+    }
+
+    /// One event by global seq.
+    pub fn event(&self, seq: u64) -> Result<Event, PlatformError> {
+        self.log.event(seq)?.ok_or_else(|| {
+            PlatformError::NotFound(format!("no event with seq {seq}; the log has {} events", self.log.head().map(|h| h.size).unwrap_or(0)))
+        })
+    }
+
+    /// Full verification (DESIGN §3).
+    pub fn verify(&self, opts: &VerifyOptions, progress: &mut dyn FnMut(u64)) -> Result<VerifyReport, PlatformError> {
+        Ok(self.log.verify(opts, progress)?)
+    }
+}
+
+/// Parses a receipt `SEQ:HASH` for `verify --expect`.
+pub fn parse_expect(s: &str) -> Result<(u64, [u8; 32]), PlatformError> {
+    let bad = || PlatformError::Input(format!("invalid --expect {s:?}: use SEQ:HASH as printed by ingest (last_seq:global_head)"));
+    let (a, b) = s.split_once(':').ok_or_else(bad)?;
+    let seq = a.parse().map_err(|_| bad())?;
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(b, &mut h).map_err(|_| bad())?;
+    Ok((seq, h))
+}
