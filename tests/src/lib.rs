@@ -1,1 +1,183 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared harness for the end-to-end tests: a temp store created by the real
+//! `custos init`, and helpers to run commands as a given actor and read their
+//! exit code, stdout JSON and stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+/// Result type of tests.
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 if killed by a signal).
+    pub code: i32,
+    /// Stdout as text.
+    pub stdout: String,
+    /// Stderr as text.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
+    }
+    /// Stdout parsed as one JSON value (panics with the output if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+    /// Stdout as JSON lines.
+    pub fn jsonl(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSONL ({e}): {l}")))
+            .collect()
+    }
+    /// Asserts the exit code, showing the output when it differs.
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// A temp store made by `custos init`, with the admin's token saved in a file.
+pub struct Store {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+    /// Store path.
+    pub db: PathBuf,
+    /// Root key file.
+    pub key: PathBuf,
+    /// Admin token file.
+    pub admin: PathBuf,
+}
+
+/// A `custos` command with no inherited CUSTOS_* environment.
+pub fn custos() -> std::process::Command {
+    let mut c = std::process::Command::cargo_bin("custos").unwrap_or_else(|e| panic!("custos binary not built: {e}"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CUSTOS_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+impl Store {
+    /// `custos init` in a fresh temp dir.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let db = dir.path().join("store.db");
+        let key = dir.path().join("root.key");
+        let out = custos()
+            .args(["--json", "init", "--store"])
+            .arg(&db)
+            .arg("--root-key-file")
+            .arg(&key)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let run = Run::from(out);
+        run.expect(0);
+        let token = run.json()["admin"]["token"].as_str().unwrap_or_default().to_string();
+        let admin = dir.path().join("admin.token");
+        std::fs::write(&admin, token).unwrap_or_else(|e| panic!("{e}"));
+        Self { dir, db, key, admin }
+    }
+
+    /// A command bound to this store and its root key, without a token.
+    pub fn cmd(&self) -> std::process::Command {
+        let mut c = custos();
+        c.env("CUSTOS_STORE", &self.db).env("CUSTOS_ROOT_KEY_FILE", &self.key);
+        c
+    }
+
+    /// Runs `args` as the actor whose token is in `token_file`.
+    pub fn run_as(&self, token_file: &Path, args: &[&str]) -> Run {
+        let out = self.cmd().env("CUSTOS_TOKEN_FILE", token_file).args(args).output().unwrap_or_else(|e| panic!("{e}"));
+        Run::from(out)
+    }
+
+    /// Runs `args` as the admin.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_as(&self.admin, args)
+    }
+
+    /// Runs `args` as the admin with `stdin` piped in.
+    pub fn run_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        self.run_stdin_as(&self.admin, args, stdin)
+    }
+
+    /// Runs `args` as an actor with `stdin` piped in.
+    pub fn run_stdin_as(&self, token_file: &Path, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write;
+        let mut child = self
+            .cmd()
+            .env("CUSTOS_TOKEN_FILE", token_file)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut i) = child.stdin.take() {
+            let _ = i.write_all(stdin.as_bytes());
+        }
+        Run::from(child.wait_with_output().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// Adds an actor with `role`/`clearance` and returns its token file.
+    pub fn actor(&self, name: &str, role: &str, clearance: &str) -> PathBuf {
+        let r = self.run(&["--json", "actors", "add", name, "--role", role, "--clearance", clearance]);
+        r.expect(0);
+        let p = self.dir.path().join(format!("{name}.token"));
+        std::fs::write(&p, r.json()["token"].as_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        p
+    }
+
+    /// Ingests JSONL as the admin, expecting success; returns the receipt.
+    pub fn ingest(&self, jsonl: &str) -> Value {
+        let r = self.run_stdin(&["--json", "ingest", "-"], jsonl);
+        r.expect(0);
+        r.json()
+    }
+
+    /// Number of events in the log (via `verify --json`).
+    pub fn event_count(&self) -> u64 {
+        let r = self.run(&["--json", "verify", "--no-keys"]);
+        r.json()["events"].as_u64().unwrap_or(u64::MAX)
+    }
+
+    /// `_system` events of `kind`, decrypted.
+    pub fn system_events(&self, kind: &str) -> Vec<Value> {
+        let r = self.run(&["events", "list", "--tenant", "_system", "--kind", kind]);
+        r.expect(0);
+        r.jsonl()
+    }
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One JSONL event line.
+pub fn line(tenant: &str, category: &str, kind: &str, data: Value) -> String {
+    serde_json::json!({"tenant": tenant, "category": category, "kind": kind, "data": data}).to_string()
+}
+
+/// One JSONL event line with an explicit time.
+pub fn line_at(tenant: &str, category: &str, kind: &str, occurred_at: &str, data: Value) -> String {
+    serde_json::json!({"tenant": tenant, "category": category, "kind": kind, "occurred_at": occurred_at, "data": data}).to_string()
+}
