@@ -178,6 +178,9 @@ pub struct QuickstartArgs {
 /// `bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Which benchmark: `core` (ingest, scan, verify vs raw limits); capability issues add theirs.
+    #[arg(long, default_value = "core")]
+    pub suite: String,
     /// Events to generate.
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,

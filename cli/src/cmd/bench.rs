@@ -28,7 +28,16 @@ fn rate(n: u64, secs: f64) -> f64 {
     }
 }
 
+/// Dispatches `custos bench --suite NAME`. Each suite prints its own figures next to
+/// the raw limits it measures in the same run.
 pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
+    match a.suite.as_str() {
+        "core" => core(ctx, a),
+        other => Err(custos_platform::PlatformError::Input(format!("unknown bench suite {other:?}; available: core")).into()),
+    }
+}
+
+fn core(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
     let base = match &a.dir {
         Some(d) => tempfile::Builder::new().prefix("custos-bench-").tempdir_in(d)?,
         None => tempfile::Builder::new().prefix("custos-bench-").tempdir()?,
