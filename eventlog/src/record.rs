@@ -174,6 +174,32 @@ mod tests {
         assert_ne!(base.aad(1), base.aad(2));
     }
 
+    /// The vectors of docs/FORMAT.md §6, computed independently (Python hashlib); change both together.
+    #[test]
+    fn format_md_vectors() {
+        let salt: [u8; 16] = core::array::from_fn(|i| i as u8);
+        let body = serde_json::json!({"actor": "admin", "data": {"usd_micros": 2100, "model": "gpt-4o", "run_id": "r1"}});
+        let canon = custos_crypto::canonical::to_vec(&body);
+        assert_eq!(canon, br#"{"actor":"admin","data":{"model":"gpt-4o","run_id":"r1","usd_micros":2100}}"#);
+        let commitment = custos_crypto::commitment(&salt, &canon);
+        assert_eq!(hex::encode(commitment), "0909dec8f1638937fd85e48e2a67b0fb36e7ae5c49fd8a77835703e46f4c6f8e");
+        let h = Header {
+            global_seq: 1,
+            tenant: TenantId::parse("acme").unwrap_or_else(|_| TenantId::system()),
+            tenant_seq: 1,
+            category: Category::Costs,
+            kind: "cost_recorded".into(),
+            occurred_at: 1_759_492_800_000_000,
+            recorded_at: 1_759_492_800_000_001,
+            label: None,
+            commitment,
+        };
+        let e = h.entry_hash();
+        assert_eq!(hex::encode(e), "adf899a7137b25c36a3370ed40f27bc06862c7ebf4cf68878a99e6b43ec8fec0");
+        assert_eq!(hex::encode(link(TENANT_CHAIN_PREFIX, &GENESIS, &e)), "e82533cfc01a8798f0af32b6da8bed56390225d15bf0f07b5f96638a615a71f9");
+        assert_eq!(hex::encode(link(GLOBAL_CHAIN_PREFIX, &GENESIS, &e)), "10884c2d0284e1c4ea8c44dfc671b9da9bf29f79484e20b694e3a8ec3ce709f5");
+    }
+
     proptest! {
         #[test]
         fn chain_fold_is_incremental(n in 0usize..40, split in 0usize..40) {
