@@ -117,7 +117,8 @@ pub(crate) fn run(log: &EventLog, opts: &VerifyOptions, rep: &mut VerifyReport, 
             return Err(LogError::integrity(*seq, format!("body is missing and seq {by} is not a retention run or deletion")));
         }
     }
-    for h in backend.tenant_heads()? {
+    let heads = backend.tenant_heads()?;
+    for h in &heads {
         let (n, chain) = tenants.get(&h.tenant).copied().unwrap_or((0, GENESIS));
         if h.last_seq != n || !ct_eq(&h.chain, &chain) {
             return Err(LogError::integrity(
@@ -129,8 +130,9 @@ pub(crate) fn run(log: &EventLog, opts: &VerifyOptions, rep: &mut VerifyReport, 
             ));
         }
     }
-    for (t, _) in tenants.iter() {
-        if !backend.tenant_heads()?.iter().any(|h| &h.tenant == t) {
+    let known: std::collections::HashSet<&str> = heads.iter().map(|h| h.tenant.as_str()).collect();
+    for t in tenants.keys() {
+        if !known.contains(t.as_str()) {
             return Err(LogError::integrity(0, format!("tenant {t} has records but no stream head")));
         }
     }
