@@ -92,6 +92,13 @@ impl Platform {
         Ok(Self { log, location: store.to_string() })
     }
 
+    /// Opens a store without its root key: enough to authenticate and to verify
+    /// chains and signatures (`verify --no-keys`), nothing that decrypts or appends.
+    /// Denials cannot be recorded in this mode (recording needs the `_system` key).
+    pub fn open_locked(store: &str) -> Result<Self, PlatformError> {
+        Ok(Self { log: EventLog::open(store)?, location: store.to_string() })
+    }
+
     /// The store location.
     pub fn location(&self) -> &str {
         &self.location

@@ -1,6 +1,9 @@
 //! Shared harness for the end-to-end tests: a temp store created by the real
 //! `custos init`, and helpers to run commands as a given actor and read their
 //! exit code, stdout JSON and stderr.
+//!
+//! The binary under test is `target/<profile>/custos`. `cargo test --workspace` builds it;
+//! when running only this package, build it first: `cargo build -p custos-cli`.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
