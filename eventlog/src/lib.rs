@@ -22,7 +22,7 @@ mod verify;
 pub use backend::{Backend, Head, Query, StoredRecord, Tx};
 pub use error::LogError;
 pub use log::{
-    checkpoint_message, cleared, Appender, Event, EventLog, Pending, Receipt, SignedCheckpoint, VerifyOptions, VerifyReport,
-    DEFAULT_MAX_SEALS,
+    checkpoint_message, cleared, prepare, Appender, Event, EventLog, Pending, Prepared, Receipt, SignedCheckpoint, VerifyOptions,
+    VerifyReport, DEFAULT_MAX_SEALS,
 };
 pub use verify::PURGE_KINDS;

@@ -170,48 +170,77 @@ pub struct Appender<'a> {
     recs: Vec<StoredRecord>,
 }
 
+/// An event whose committed body is already built: `salt ‖ canonical {actor, data}` and
+/// its commitment. Preparing needs no sequence numbers and no keys, so it can run on
+/// another thread while the writer seals and inserts the previous batch.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    tenant: TenantId,
+    category: custos_domain::Category,
+    kind: String,
+    occurred_at: Option<Timestamp>,
+    label: Option<Clearance>,
+    plain: Vec<u8>,
+    commitment: [u8; 32],
+}
+
+/// Builds committed bodies for a batch; one `getrandom` call fills every salt.
+pub fn prepare(batch: Vec<Pending>) -> Result<Vec<Prepared>, LogError> {
+    let mut salts = vec![0u8; batch.len() * SALT_LEN];
+    random_bytes(&mut salts)?;
+    Ok(batch
+        .into_iter()
+        .zip(salts.chunks_exact(SALT_LEN))
+        .map(|(p, salt)| {
+            let mut plain = Vec::with_capacity(SALT_LEN + 64 + p.event.data.as_object().map_or(64, |o| o.len() * 48));
+            plain.extend_from_slice(salt);
+            canonical::write_actor_data(&p.actor, &p.event.data, &mut plain);
+            let mut s = [0u8; SALT_LEN];
+            s.copy_from_slice(salt);
+            let commitment = commitment(&s, &plain[SALT_LEN..]);
+            let e = p.event;
+            Prepared { tenant: e.tenant, category: e.category, kind: e.kind, occurred_at: e.occurred_at, label: e.label, plain, commitment }
+        })
+        .collect())
+}
+
 impl<'a> Appender<'a> {
     /// Appends a batch inside the open transaction; returns the global seqs given.
     pub fn push(&mut self, batch: &[Pending]) -> Result<Vec<u64>, LogError> {
+        self.push_prepared(prepare(batch.to_vec())?)
+    }
+
+    /// Seals, chains and inserts prepared events inside the open transaction.
+    pub fn push_prepared(&mut self, batch: Vec<Prepared>) -> Result<Vec<u64>, LogError> {
         let now = now_micros();
-        // One getrandom call fills every nonce and salt of the batch.
-        self.rand.resize(batch.len() * (12 + SALT_LEN), 0);
+        self.rand.resize(batch.len() * 12, 0);
         random_bytes(&mut self.rand)?;
         self.recs.clear();
         let mut seqs = Vec::with_capacity(batch.len());
-        for (i, p) in batch.iter().enumerate() {
-            let ev = &p.event;
+        let mut aad = std::mem::take(&mut self.plain);
+        for (i, ev) in batch.into_iter().enumerate() {
             let occurred_at = ev.occurred_at.unwrap_or(now);
             if occurred_at > now.saturating_add(MAX_FUTURE_SKEW_MICROS) {
                 return Err(LogError::Conflict(format!("occurred_at of a {} event is in the future", ev.kind)));
             }
-            let r = &self.rand[i * (12 + SALT_LEN)..(i + 1) * (12 + SALT_LEN)];
             let mut nonce = [0u8; 12];
-            nonce.copy_from_slice(&r[..12]);
-            let mut salt = [0u8; SALT_LEN];
-            salt.copy_from_slice(&r[12..]);
-
-            self.plain.clear();
-            self.plain.extend_from_slice(&salt);
-            canonical::write(&json!({"actor": p.actor, "data": ev.data}), &mut self.plain);
-            let commit = commitment(&salt, &self.plain[SALT_LEN..]);
-
+            nonce.copy_from_slice(&self.rand[i * 12..(i + 1) * 12]);
             let global_seq = self.head.size + 1;
-            let mut body = Vec::with_capacity(self.plain.len() + 16);
-            body.extend_from_slice(&self.plain);
             let st = self.tenant_state(&ev.tenant, now)?;
             let header = Header {
                 global_seq,
-                tenant: ev.tenant.clone(),
+                tenant: ev.tenant,
                 tenant_seq: st.last_seq + 1,
                 category: ev.category,
-                kind: ev.kind.clone(),
+                kind: ev.kind,
                 occurred_at,
                 recorded_at: now,
                 label: ev.label,
-                commitment: commit,
+                commitment: ev.commitment,
             };
-            custos_crypto::seal_in_place(&st.dek, &nonce, &header.aad(st.dek_version), &mut body)?;
+            let mut body = ev.plain;
+            header.aad_into(st.dek_version, &mut aad);
+            custos_crypto::seal_in_place(&st.dek, &nonce, &aad, &mut body)?;
             let entry = header.entry_hash();
             st.chain = link(TENANT_CHAIN_PREFIX, &st.chain, &entry);
             st.last_seq += 1;
@@ -231,6 +260,7 @@ impl<'a> Appender<'a> {
                 purged_by: None,
             });
         }
+        self.plain = aad;
         self.tx.insert(&self.recs)?;
         if self.first_seq == 0 {
             self.first_seq = seqs.first().copied().unwrap_or(0);

@@ -26,8 +26,8 @@ pub fn init(ctx: &Ctx, a: InitArgs) -> anyhow::Result<()> {
 
 pub fn ingest(ctx: &Ctx, a: IngestArgs) -> anyhow::Result<()> {
     let (mut p, who) = ctx.authorized("ingest", None)?;
-    let (mut input, len): (Box<dyn BufRead>, Option<u64>) = if a.file == "-" {
-        (Box::new(BufReader::new(std::io::stdin().lock())), None)
+    let (mut input, len): (Box<dyn BufRead + Send>, Option<u64>) = if a.file == "-" {
+        (Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())), None)
     } else {
         let f = std::fs::File::open(&a.file).map_err(|e| PlatformError::Input(format!("cannot open {}: {e}", a.file)))?;
         let n = f.metadata().ok().map(|m| m.len());
