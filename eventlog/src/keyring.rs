@@ -34,7 +34,7 @@ pub struct Keyring {
     root: SecretKey,
     keks: HashMap<String, SecretKey>,
     active_kek: Option<String>,
-    deks: Mutex<HashMap<(String, u32), Arc<Aead>>>,
+    deks: Mutex<HashMap<String, HashMap<u32, Arc<Aead>>>>,
     signing: Option<SigningKey>,
 }
 
@@ -116,27 +116,26 @@ impl Keyring {
         let dek = SecretKey::generate()?;
         let wrapped = self.kek(&kid)?.wrap(&dek, &dek_aad(tenant, version))?;
         let aead = Arc::new(Aead::new(&dek)?);
-        self.cache().insert((tenant.to_string(), version), aead.clone());
+        self.cache().entry(tenant.to_string()).or_default().insert(version, aead.clone());
         Ok((DekRow { tenant: tenant.to_string(), version, kek_id: kid, wrapped, seals: 0, active: true, created_at: now }, aead))
     }
 
     /// Unwraps (or takes from cache) the AEAD key of a DEK row.
     pub fn dek_from_row(&self, row: &DekRow) -> Result<Arc<Aead>, LogError> {
-        let key = (row.tenant.clone(), row.version);
-        if let Some(a) = self.cache().get(&key) {
-            return Ok(a.clone());
+        if let Some(a) = self.cached(&row.tenant, row.version) {
+            return Ok(a);
         }
         let name = format!("DEK {} v{}", row.tenant, row.version);
         let dek = self.kek(&row.kek_id)?.unwrap_key(&row.wrapped, &dek_aad(&row.tenant, row.version), &name)?;
         let a = Arc::new(Aead::new(&dek)?);
-        self.cache().insert(key, a.clone());
+        self.cache().entry(row.tenant.clone()).or_default().insert(row.version, a.clone());
         Ok(a)
     }
 
     /// The AEAD key of (tenant, version), loading its row from the backend if not cached.
     pub fn dek(&self, backend: &dyn Backend, tenant: &str, version: u32) -> Result<Option<Arc<Aead>>, LogError> {
-        if let Some(a) = self.cache().get(&(tenant.to_string(), version)) {
-            return Ok(Some(a.clone()));
+        if let Some(a) = self.cached(tenant, version) {
+            return Ok(Some(a));
         }
         match backend.deks(Some(tenant))?.into_iter().find(|d| d.version == version) {
             Some(row) => self.dek_from_row(&row).map(Some),
@@ -146,7 +145,7 @@ impl Keyring {
 
     /// Drops cached DEKs of a tenant (after deletion or re-encryption).
     pub fn forget_tenant(&self, tenant: &str) {
-        self.cache().retain(|(t, _), _| t != tenant);
+        self.cache().remove(tenant);
     }
 
     /// The signing key.
@@ -159,7 +158,12 @@ impl Keyring {
         self.signing = Some(k);
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<Aead>>> {
+    /// A cached DEK, looked up without allocating (hot read path).
+    pub fn cached(&self, tenant: &str, version: u32) -> Option<Arc<Aead>> {
+        self.cache().get(tenant).and_then(|m| m.get(&version)).cloned()
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u32, Arc<Aead>>>> {
         // A poisoned cache only means another thread panicked mid-insert; the map is still valid.
         self.deks.lock().unwrap_or_else(|p| p.into_inner())
     }
