@@ -67,6 +67,16 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Measure throughput against the machine's physical limits (writes a temp store).
     Bench(BenchArgs),
+    /// Legal holds and tenant deletion (crypto-shredding).
+    #[command(subcommand)]
+    Compliance(crate::cmd::holds::ComplianceCmd),
+    /// Retention policies and enforcement.
+    #[command(subcommand)]
+    Retention(crate::cmd::holds::RetentionCmd),
+    /// Write a consistent, compressed online copy of the store (Compliance+). The root key is never in it.
+    Backup(crate::cmd::holds::BackupArgs),
+    /// Restore a backup into a new store at --store (refuses to overwrite).
+    Restore(crate::cmd::holds::RestoreArgs),
 }
 
 /// `init`.

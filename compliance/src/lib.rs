@@ -7,4 +7,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod deletion;
+mod error;
+pub mod holds;
 pub mod redact;
+
+pub use error::ComplianceError;

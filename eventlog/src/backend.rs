@@ -190,6 +190,19 @@ pub trait Backend: Send {
     fn snapshot(&self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError>;
     /// Bytes used by the store (for status and benchmarks).
     fn size_bytes(&self) -> Result<u64, LogError>;
+    /// Records of `tenant` that still have a body, optionally only of `category` and with
+    /// `occurred_at < before` (retention and deletion dry runs).
+    fn count_live(&self, tenant: &str, category: Option<custos_domain::Category>, before: Option<Timestamp>) -> Result<u64, LogError>;
+    /// Number of projection snapshots stored for `tenant`.
+    fn count_snapshots(&self, tenant: &str) -> Result<u64, LogError>;
+    /// Writes a consistent copy of the whole store to `dest` (a new file) while other
+    /// processes may keep appending. The copy holds wrapped keys only, never the root key.
+    fn backup_to(&self, dest: &std::path::Path) -> Result<(), LogError>;
+    /// Makes freed space unrecoverable from the store's files after destroying key
+    /// material (SQLite: checkpoint the WAL into the database and truncate it; freed
+    /// pages are zeroed by `secure_delete`). Returns false when a concurrent reader kept
+    /// the WAL from being fully truncated (run it again later).
+    fn reclaim(&self) -> Result<bool, LogError>;
 }
 
 /// The write transaction. Dropping it without `commit` rolls everything back.
@@ -222,6 +235,17 @@ pub trait Tx {
     fn put_snapshot(&mut self, row: &SnapshotRow) -> Result<(), LogError>;
     /// Deletes a tenant's snapshots; returns how many.
     fn delete_snapshots(&mut self, tenant: &str) -> Result<u64, LogError>;
+    /// Same as [`Backend::count_live`], inside the transaction.
+    fn count_live(&mut self, tenant: &str, category: Option<custos_domain::Category>, before: Option<Timestamp>) -> Result<u64, LogError>;
+    /// Drops every remaining body of `tenant` (optionally only of `category` and with
+    /// `occurred_at < before`), marking `purged_by`; returns how many changed.
+    fn purge_matching(
+        &mut self,
+        tenant: &str,
+        category: Option<custos_domain::Category>,
+        before: Option<Timestamp>,
+        purged_by: u64,
+    ) -> Result<u64, LogError>;
     /// Drops the bodies of records, marking who purged them; returns how many changed.
     fn purge_bodies(&mut self, seqs: &[u64], purged_by: u64) -> Result<u64, LogError>;
     /// Replaces a body (re-encryption). The hashed header is untouched.

@@ -30,8 +30,10 @@ struct Walk<'a> {
     expected_seq: u64,
     global: [u8; 32],
     tenants: HashMap<String, (u64, [u8; 32])>,
-    purge_refs: Vec<(u64, u64)>,
-    purge_events: HashSet<u64>,
+    purge_refs: Vec<PurgedRecord>,
+    // seq -> what the purge event covers (None without keys: header-level check only).
+    purge_events: HashMap<u64, Option<Coverage>>,
+    tenant_names: HashMap<String, Arc<str>>,
     seen_expect: BTreeSet<u64>,
     events: u64,
     bodies_checked: u64,
@@ -82,8 +84,9 @@ impl Walk<'_> {
                 return Err(LogError::integrity(seq, format!("signed checkpoint of size {seq} does not match the log (rollback or fork)")));
             }
         }
-        if h.tenant.is_system() && PURGE_KINDS.contains(&h.kind.as_str()) {
-            self.purge_events.insert(seq);
+        let is_purge_event = h.tenant.is_system() && PURGE_KINDS.contains(&h.kind.as_str());
+        if is_purge_event {
+            self.purge_events.insert(seq, None);
         }
         match (&rec.nonce, &rec.body) {
             (Some(nonce), Some(body)) => {
@@ -107,12 +110,19 @@ impl Walk<'_> {
                     if !ct_eq(&commitment(salt, canon), &h.commitment) {
                         return Err(LogError::integrity(seq, "decrypted body does not match its commitment"));
                     }
+                    if is_purge_event {
+                        self.purge_events.insert(seq, Some(Coverage::parse(&h.kind, canon).map_err(|d| LogError::integrity(seq, d))?));
+                    }
                     self.bodies_checked += 1;
                 }
             }
             (None, None) => match rec.purged_by {
                 Some(by) if by > seq => {
-                    self.purge_refs.push((seq, by));
+                    let tenant = match self.tenant_names.get(h.tenant.as_str()) {
+                        Some(t) => t.clone(),
+                        None => self.tenant_names.entry(h.tenant.to_string()).or_insert_with(|| Arc::from(h.tenant.as_str())).clone(),
+                    };
+                    self.purge_refs.push(PurgedRecord { seq, by, tenant, category: h.category.as_str(), occurred_at: h.occurred_at });
                     self.purged += 1;
                 }
                 _ => return Err(LogError::integrity(seq, "body is missing and no retention run or deletion covers it")),
@@ -156,7 +166,8 @@ pub(crate) fn run(log: &EventLog, opts: &VerifyOptions, rep: &mut VerifyReport, 
                 global: GENESIS,
                 tenants: HashMap::new(),
                 purge_refs: vec![],
-                purge_events: HashSet::new(),
+                purge_events: HashMap::new(),
+                tenant_names: HashMap::new(),
                 seen_expect: BTreeSet::new(),
                 events: 0,
                 bodies_checked: 0,
@@ -211,9 +222,16 @@ fn finish(
     rep: &mut VerifyReport,
 ) -> Result<(), LogError> {
     let backend = log.backend();
-    for (seq, by) in &w.purge_refs {
-        if !w.purge_events.contains(by) {
-            return Err(LogError::integrity(*seq, format!("body is missing and seq {by} is not a retention run or deletion")));
+    for r in &w.purge_refs {
+        match w.purge_events.get(&r.by) {
+            None => {
+                return Err(LogError::integrity(r.seq, format!("body is missing and seq {} is not a retention run or deletion", r.by)));
+            }
+            Some(None) if w.deks.is_some() => {
+                return Err(LogError::integrity(r.seq, format!("body is missing and purge event {} cannot be read to check it", r.by)));
+            }
+            Some(None) => {}
+            Some(Some(c)) => c.check(r)?,
         }
     }
     let heads = backend.tenant_heads()?;
@@ -263,4 +281,98 @@ fn finish(
         }
     }
     Ok(())
+}
+
+/// A record whose body is gone, and what it claims purged it.
+struct PurgedRecord {
+    seq: u64,
+    by: u64,
+    tenant: Arc<str>,
+    category: &'static str,
+    occurred_at: i64,
+}
+
+/// What a purge event (decrypted) says it covers.
+///
+/// - `tenant_deleted` `{"tenant": T, ...}` covers every record of T.
+/// - `retention_enforced` `{"cutoffs": {"default": {CAT: µs}, "tenants": {T: {CAT: µs}}},
+///   "held": {T: n}, ...}` covers a record of tenant T, category CAT when T is not
+///   `_system`, T is not in `held`, and `occurred_at` < the tenant's cutoff for CAT
+///   (or the default cutoff when T has none). A category without a cutoff is never covered.
+enum Coverage {
+    Tenant(String),
+    Retention { default: HashMap<String, i64>, tenants: HashMap<String, HashMap<String, i64>>, held: BTreeSet<String> },
+}
+
+fn cutoff_map(v: Option<&serde_json::Value>) -> Result<HashMap<String, i64>, String> {
+    let mut out = HashMap::new();
+    if let Some(m) = v {
+        let m = m.as_object().ok_or("retention cutoffs are not an object")?;
+        for (k, v) in m {
+            out.insert(k.clone(), v.as_i64().ok_or_else(|| format!("retention cutoff for {k} is not an integer"))?);
+        }
+    }
+    Ok(out)
+}
+
+impl Coverage {
+    fn parse(kind: &str, canon: &[u8]) -> Result<Self, String> {
+        let v: serde_json::Value = serde_json::from_slice(canon).map_err(|e| format!("purge event body is not JSON: {e}"))?;
+        let data = v.get("data").ok_or("purge event has no data")?;
+        match kind {
+            "tenant_deleted" => {
+                Ok(Coverage::Tenant(data.get("tenant").and_then(|t| t.as_str()).ok_or("tenant_deleted names no tenant")?.to_string()))
+            }
+            _ => {
+                let cut = data.get("cutoffs").ok_or("retention_enforced records no cutoffs")?;
+                let default = cutoff_map(cut.get("default"))?;
+                let mut tenants = HashMap::new();
+                if let Some(t) = cut.get("tenants") {
+                    for (name, m) in t.as_object().ok_or("retention tenant cutoffs are not an object")? {
+                        tenants.insert(name.clone(), cutoff_map(Some(m))?);
+                    }
+                }
+                let held = match data.get("held") {
+                    Some(h) => h.as_object().ok_or("retention held is not an object")?.keys().cloned().collect(),
+                    None => BTreeSet::new(),
+                };
+                Ok(Coverage::Retention { default, tenants, held })
+            }
+        }
+    }
+
+    fn check(&self, r: &PurgedRecord) -> Result<(), LogError> {
+        match self {
+            Coverage::Tenant(t) if t.as_str() == &*r.tenant => Ok(()),
+            Coverage::Tenant(t) => Err(LogError::integrity(
+                r.seq,
+                format!("body of tenant {} is missing but purge event {} deleted tenant {t}", r.tenant, r.by),
+            )),
+            Coverage::Retention { default, tenants, held } => {
+                let why = if &*r.tenant == custos_domain::SYSTEM_TENANT {
+                    Some("retention never purges _system".to_string())
+                } else if held.contains(&*r.tenant) {
+                    Some(format!("tenant {} was under legal hold in that run", r.tenant))
+                } else {
+                    let cutoff = tenants.get(&*r.tenant).and_then(|m| m.get(r.category)).or_else(|| default.get(r.category));
+                    match cutoff {
+                        Some(&c) if r.occurred_at < c => None,
+                        Some(&c) => Some(format!(
+                            "it occurred at {} but that run's {} cutoff was {}",
+                            custos_domain::format_ts(r.occurred_at),
+                            r.category,
+                            custos_domain::format_ts(c)
+                        )),
+                        None => Some(format!("that run had no cutoff for category {}", r.category)),
+                    }
+                };
+                match why {
+                    None => Ok(()),
+                    Some(w) => {
+                        Err(LogError::integrity(r.seq, format!("body is missing but retention run {} does not cover it: {w}", r.by)))
+                    }
+                }
+            }
+        }
+    }
 }

@@ -10,10 +10,13 @@
 
 mod actors;
 mod auth;
+mod backup;
 mod error;
+mod holds;
 mod ingest;
 mod keys;
 mod read;
+mod retention;
 pub mod sample;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +29,9 @@ use serde_json::Value;
 
 pub use actors::{ActorInfo, NewActor};
 pub use auth::{required_role, Principal, SYSTEM_ACTOR};
+pub use backup::{restore, BackupInfo, RestoreInfo, BACKUP_MAGIC};
 pub use error::PlatformError;
+pub use holds::{ComplianceViews, HoldInfo, ReleaseInfo};
 pub use ingest::IngestOptions;
 pub use keys::KekInfo;
 pub use read::{parse_expect, EventFilter};

@@ -2,6 +2,7 @@
 
 use custos_crypto::{random_bytes, seal_in_place};
 use custos_eventlog::backend::SnapshotRow;
+use custos_eventlog::keyring::Keyring;
 use custos_eventlog::{EventLog, LogError, Tx};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -21,7 +22,19 @@ fn aad(tenant: &str, name: &str, covers: u64, dek_version: u32) -> Vec<u8> {
 
 /// Seals `state` with the tenant's active DEK and writes it inside `tx`.
 pub fn save<T: Serialize>(log: &EventLog, tx: &mut dyn Tx, tenant: &str, name: &str, covers_seq: u64, state: &T) -> Result<(), LogError> {
-    let keys = log.keys()?;
+    save_with_keys(log.keys()?, tx, tenant, name, covers_seq, state)
+}
+
+/// [`save`] given the keyring directly (when the transaction was opened from
+/// [`EventLog::parts_mut`], which borrows the log).
+pub fn save_with_keys<T: Serialize>(
+    keys: &Keyring,
+    tx: &mut dyn Tx,
+    tenant: &str,
+    name: &str,
+    covers_seq: u64,
+    state: &T,
+) -> Result<(), LogError> {
     let row = tx.active_dek(tenant)?.ok_or_else(|| LogError::NotFoundItem(format!("tenant {tenant} has no data key")))?;
     let dek = keys.dek_from_row(&row)?;
     let mut body = serde_json::to_vec(state).map_err(|e| LogError::Storage(e.to_string()))?;

@@ -131,6 +131,13 @@ pub fn checkpoint(ctx: &Ctx) -> anyhow::Result<()> {
 pub fn rebuild(ctx: &Ctx) -> anyhow::Result<()> {
     let (mut p, _) = ctx.authorized("rebuild", None)?;
     let (actors, drifted) = p.rebuild_actors()?;
-    let v = json!({"actors": actors, "repaired": drifted});
-    ctx.out.emit(&v, || format!("rebuilt projections: {actors} actors{}\n", if drifted { " (drift repaired)" } else { "" }))
+    let (holds, policies, gov_drifted) = p.rebuild_compliance()?;
+    let drifted = drifted || gov_drifted;
+    let v = json!({"actors": actors, "holds": holds, "retention_policies": policies, "repaired": drifted});
+    ctx.out.emit(&v, || {
+        format!(
+            "rebuilt projections: {actors} actors, {holds} active holds, {policies} retention policies{}\n",
+            if drifted { " (drift repaired)" } else { "" }
+        )
+    })
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+pub mod holds;
 mod log;
 mod quickstart;
 
@@ -64,5 +65,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => admin::whoami(&ctx),
         Command::Quickstart(a) => quickstart::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
+        Command::Compliance(c) => holds::compliance(&ctx, c),
+        Command::Retention(c) => holds::retention(&ctx, c),
+        Command::Backup(a) => holds::backup(&ctx, a),
+        Command::Restore(a) => holds::restore(&ctx, a),
     }
 }
