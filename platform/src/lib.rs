@@ -12,6 +12,7 @@ mod actors;
 mod auth;
 mod error;
 mod ingest;
+mod key_lifecycle;
 mod keys;
 mod read;
 pub mod sample;
@@ -28,6 +29,9 @@ pub use actors::{ActorInfo, NewActor};
 pub use auth::{required_role, Principal, SYSTEM_ACTOR};
 pub use error::PlatformError;
 pub use ingest::IngestOptions;
+pub use key_lifecycle::{
+    KeyPolicy, KeyStatus, LifecycleOpts, ReencryptResult, RetireResult, RewrapResult, RootRotation, DEFAULT_ROTATION_DAYS,
+};
 pub use keys::KekInfo;
 pub use read::{parse_expect, EventFilter};
 
