@@ -152,6 +152,41 @@ pub enum KeysCmd {
     Rotate,
     /// The Ed25519 public key auditors verify checkpoints and bundles with.
     Public,
+    /// Rotation policy, active key age, whether rotation is overdue, pending rewraps (Admin).
+    Status,
+    /// Show or set the rotation policy (recorded as `key_policy_set`) (Admin).
+    Policy {
+        /// Rotate the active KEK every N days (1..=3650; default 90).
+        #[arg(long)]
+        rotation_days: Option<u32>,
+    },
+    /// Re-wrap every DEK under the active KEK without touching event bodies; idempotent (Admin).
+    Rewrap,
+    /// Destroy a decrypt-only KEK that no DEK uses any more (Admin).
+    Retire {
+        /// Key id, e.g. key-001.
+        key_id: String,
+    },
+    /// New DEK version for a tenant and re-encrypt its bodies; crash-safe, resumable (Admin).
+    Reencrypt(ReencryptArgs),
+    /// Generate a new root key and re-wrap every KEK and the signing key under it (Admin).
+    RotateRoot {
+        /// Where to create the new root key (mode 0600; must not exist).
+        #[arg(long, value_name = "PATH")]
+        new_root_key_file: PathBuf,
+    },
+}
+
+/// `keys reencrypt`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ReencryptArgs {
+    /// The tenant to re-encrypt.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Every live tenant, `_system` included.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `actors ...`.

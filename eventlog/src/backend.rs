@@ -203,6 +203,8 @@ pub trait Backend: Send {
     /// pages are zeroed by `secure_delete`). Returns false when a concurrent reader kept
     /// the WAL from being fully truncated (run it again later).
     fn reclaim(&self) -> Result<bool, LogError>;
+    /// Bodies still present per DEK version of a tenant: (version, count), by version.
+    fn body_counts_by_dek(&self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError>;
 }
 
 /// The write transaction. Dropping it without `commit` rolls everything back.
@@ -250,6 +252,19 @@ pub trait Tx {
     fn purge_bodies(&mut self, seqs: &[u64], purged_by: u64) -> Result<u64, LogError>;
     /// Replaces a body (re-encryption). The hashed header is untouched.
     fn replace_body(&mut self, seq: u64, dek_version: u32, nonce: &[u8; 12], body: &[u8]) -> Result<(), LogError>;
+    /// All KEK rows, oldest first, as seen inside the transaction.
+    fn keks(&mut self) -> Result<Vec<KekRow>, LogError>;
+    /// Up to `limit` DEK rows wrapped by a KEK other than `kek_id`.
+    fn deks_not_wrapped_by(&mut self, kek_id: &str, limit: u64) -> Result<Vec<DekRow>, LogError>;
+    /// How many DEK rows `kek_id` wraps.
+    fn count_deks_wrapped_by(&mut self, kek_id: &str) -> Result<u64, LogError>;
+    /// Replaces a DEK's wrapping (rewrap); the key itself, its seal count and status are untouched.
+    fn set_dek_wrapping(&mut self, tenant: &str, version: u32, kek_id: &str, wrapped: &[u8]) -> Result<(), LogError>;
+    /// Bodies still present per DEK version of a tenant: (version, count), by version.
+    fn body_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError>;
+    /// Up to `limit` records of `tenant` with a body sealed under a DEK version below `below`
+    /// and `tenant_seq > after`, in tenant_seq order (re-encryption batches).
+    fn bodies_below_dek(&mut self, tenant: &str, below: u32, after: u64, limit: u64) -> Result<Vec<StoredRecord>, LogError>;
     /// Commits durably.
     fn commit(self: Box<Self>) -> Result<(), LogError>;
 }

@@ -50,26 +50,70 @@ impl Keyring {
     pub fn unlock(root: &RootKey, backend: &dyn Backend) -> Result<Self, LogError> {
         let mut keks = HashMap::new();
         let mut active = None;
+        // A key that fails while others open under the same root key was altered in the
+        // database; when none opens, the root key itself is the wrong one.
+        let mut failed: Option<(String, custos_crypto::CryptoError)> = None;
         for k in backend.keks()? {
             let Some(w) = &k.wrapped else { continue };
-            let key = root.key().unwrap_key(w, &kek_aad(&k.key_id), &k.key_id).map_err(|e| wrong_root(root, e))?;
-            if k.status == "active" {
-                active = Some(k.key_id.clone());
-            }
-            keks.insert(k.key_id.clone(), key);
-        }
-        let signing = match backend.signing_key()? {
-            Some(s) => {
-                let doc = root.key().open_blob(&s.wrapped, SIGNING_AAD, "signing key").map_err(|e| wrong_root(root, e))?;
-                let sk = SigningKey::from_pkcs8(&doc)?;
-                if sk.public_key().as_slice() != s.public_key.as_slice() {
-                    return Err(LogError::integrity(0, "the signing key does not match its stored public key"));
+            match root.key().unwrap_key(w, &kek_aad(&k.key_id), &k.key_id) {
+                Ok(key) => {
+                    if k.status == "active" {
+                        active = Some(k.key_id.clone());
+                    }
+                    keks.insert(k.key_id.clone(), key);
                 }
-                Some(sk)
+                Err(e) => {
+                    if failed.is_none() {
+                        failed = Some((k.key_id.clone(), e));
+                    }
+                }
             }
-            None => None,
-        };
+        }
+        let mut signing = None;
+        let mut signing_opened = false;
+        if let Some(s) = backend.signing_key()? {
+            match root.key().open_blob(&s.wrapped, SIGNING_AAD, "signing key") {
+                Ok(doc) => {
+                    signing_opened = true;
+                    let sk = SigningKey::from_pkcs8(&doc)?;
+                    if sk.public_key().as_slice() != s.public_key.as_slice() {
+                        return Err(LogError::integrity(0, "the signing key does not match its stored public key"));
+                    }
+                    signing = Some(sk);
+                }
+                Err(e) => {
+                    if failed.is_none() {
+                        failed = Some(("signing key".into(), e));
+                    }
+                }
+            }
+        }
+        if let Some((name, e)) = failed {
+            if keks.is_empty() && !signing_opened {
+                return Err(wrong_root(root, e));
+            }
+            return Err(LogError::integrity(
+                0,
+                format!(
+                    "wrapped key {name} does not open under the root key in {} although the store's other keys do: \
+                     its row was altered or corrupted; restore the keks/signing_key rows from a backup",
+                    root.path().display()
+                ),
+            ));
+        }
         Ok(Self { root: root.key().clone(), keks, active_kek: active, deks: Mutex::new(HashMap::new()), signing })
+    }
+
+    /// Replaces the root key in memory once a root rotation has committed.
+    pub fn set_root(&mut self, root: &RootKey) {
+        self.root = root.key().clone();
+    }
+
+    /// Ids of the KEKs unwrapped in memory.
+    pub fn kek_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.keks.keys().cloned().collect();
+        v.sort();
+        v
     }
 
     /// The root key (for wrapping new KEKs and the signing key).

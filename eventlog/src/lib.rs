@@ -16,13 +16,16 @@ pub mod keyring;
 mod log;
 pub mod rawbench;
 pub mod record;
+mod rotation;
 pub mod sqlite;
 mod verify;
 
 pub use backend::{Backend, Head, Query, StoredRecord, Tx};
 pub use error::LogError;
+pub use log::max_seals_from_env;
 pub use log::{
     checkpoint_message, cleared, prepare, Appender, Event, EventLog, Pending, Prepared, Receipt, SignedCheckpoint, VerifyOptions,
     VerifyReport, DEFAULT_MAX_SEALS,
 };
+pub use rotation::{ReencryptBatch, RootRewrap};
 pub use verify::PURGE_KINDS;

@@ -18,6 +18,16 @@ use crate::LogError;
 /// NIST SP 800-38D bounds random 96-bit nonces to 2^32 seals per key; custos stops at 2^31.
 pub const DEFAULT_MAX_SEALS: u64 = 1 << 31;
 
+/// Seals per DEK: [`DEFAULT_MAX_SEALS`], or lower when the test-only `CUSTOS_MAX_SEALS_PER_DEK`
+/// is set (it can only lower the bound, never raise it, so it cannot weaken nonce safety).
+pub fn max_seals_from_env() -> u64 {
+    std::env::var("CUSTOS_MAX_SEALS_PER_DEK")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|n| n.clamp(1, DEFAULT_MAX_SEALS))
+        .unwrap_or(DEFAULT_MAX_SEALS)
+}
+
 /// An event and who is appending it.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -315,6 +325,11 @@ impl<'a> Appender<'a> {
         self.tx.as_mut()
     }
 
+    /// The keys the appender seals with (key lifecycle operations make DEKs inside its transaction).
+    pub fn keys(&self) -> &'a Keyring {
+        self.keys
+    }
+
     /// Head inside the transaction.
     pub fn head(&self) -> Head {
         self.head
@@ -357,7 +372,7 @@ impl std::fmt::Debug for EventLog {
 impl EventLog {
     /// Wraps a backend (locked: no keys yet).
     pub fn new(backend: Box<dyn Backend>) -> Self {
-        Self { backend, keys: None, max_seals: DEFAULT_MAX_SEALS }
+        Self { backend, keys: None, max_seals: max_seals_from_env() }
     }
 
     /// Opens the store at `location` (a file path selects SQLite).

@@ -275,6 +275,14 @@ fn count_live_in(conn: &Connection, tenant: &str, category: Option<Category>, be
     Ok(n as u64)
 }
 
+fn body_counts(conn: &Connection, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+    let mut st = conn.prepare_cached(
+        "SELECT dek_version, count(*) FROM events WHERE tenant = ?1 AND body IS NOT NULL GROUP BY dek_version ORDER BY dek_version",
+    )?;
+    let rows = st.query_map([tenant], |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn tenant_head_of(conn: &Connection, tenant: &str) -> Result<Option<TenantHead>, LogError> {
     Ok(conn
         .prepare_cached("SELECT tenant, last_seq, chain, deleted_at FROM tenant_heads WHERE tenant = ?1")?
@@ -488,6 +496,10 @@ impl Backend for SqliteBackend {
         wal.push("-wal");
         Ok(main + std::fs::metadata(PathBuf::from(wal)).map(|m| m.len()).unwrap_or(0))
     }
+
+    fn body_counts_by_dek(&self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+        body_counts(&self.conn, tenant)
+    }
 }
 
 struct SqliteTx<'c> {
@@ -664,6 +676,51 @@ impl Tx for SqliteTx<'_> {
             .prepare_cached("UPDATE events SET dek_version = ?2, nonce = ?3, body = ?4 WHERE global_seq = ?1 AND body IS NOT NULL")?
             .execute(params![seq as i64, i64::from(dek_version), &nonce[..], body])?;
         Ok(())
+    }
+
+    fn keks(&mut self) -> Result<Vec<KekRow>, LogError> {
+        let mut st = self.tx.prepare_cached("SELECT key_id, wrapped, status, created_at FROM keks ORDER BY key_id")?;
+        let rows = st.query_map([], |r| Ok(KekRow { key_id: r.get(0)?, wrapped: r.get(1)?, status: r.get(2)?, created_at: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn deks_not_wrapped_by(&mut self, kek_id: &str, limit: u64) -> Result<Vec<DekRow>, LogError> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT tenant, version, kek_id, wrapped, seals, active, created_at FROM deks WHERE kek_id != ?1 ORDER BY tenant, version LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![kek_id, limit.min(i64::MAX as u64) as i64], row_to_dek)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn count_deks_wrapped_by(&mut self, kek_id: &str) -> Result<u64, LogError> {
+        let n: i64 = self.tx.prepare_cached("SELECT count(*) FROM deks WHERE kek_id = ?1")?.query_row([kek_id], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn set_dek_wrapping(&mut self, tenant: &str, version: u32, kek_id: &str, wrapped: &[u8]) -> Result<(), LogError> {
+        self.tx.prepare_cached("UPDATE deks SET kek_id = ?3, wrapped = ?4 WHERE tenant = ?1 AND version = ?2")?.execute(params![
+            tenant,
+            i64::from(version),
+            kek_id,
+            wrapped
+        ])?;
+        Ok(())
+    }
+
+    fn body_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+        body_counts(&self.tx, tenant)
+    }
+
+    fn bodies_below_dek(&mut self, tenant: &str, below: u32, after: u64, limit: u64) -> Result<Vec<StoredRecord>, LogError> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {RECORD_COLS} FROM events WHERE tenant = ?1 AND tenant_seq > ?2 AND dek_version < ?3 AND body IS NOT NULL \
+             ORDER BY tenant_seq LIMIT ?4"
+        ))?;
+        let rows = st.query_map(
+            params![tenant, after.min(i64::MAX as u64) as i64, i64::from(below), limit.min(i64::MAX as u64) as i64],
+            row_to_record,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn commit(self: Box<Self>) -> Result<(), LogError> {

@@ -47,6 +47,8 @@ pub fn required_role(action: &str) -> Role {
         | "artifacts label"
         | "budget set"
         | "backup" => Role::Compliance,
+        "keys list" | "keys active" | "keys status" | "keys policy" | "keys rotate" | "keys rewrap" | "keys retire" | "keys reencrypt"
+        | "keys rotate-root" => Role::Admin,
         _ => Role::Admin,
     }
 }

@@ -14,6 +14,7 @@ mod backup;
 mod error;
 mod holds;
 mod ingest;
+mod key_lifecycle;
 mod keys;
 mod read;
 mod retention;
@@ -33,6 +34,9 @@ pub use backup::{restore, BackupInfo, RestoreInfo, BACKUP_MAGIC};
 pub use error::PlatformError;
 pub use holds::{ComplianceViews, HoldInfo, ReleaseInfo};
 pub use ingest::IngestOptions;
+pub use key_lifecycle::{
+    KeyPolicy, KeyStatus, LifecycleOpts, ReencryptResult, RetireResult, RewrapResult, RootRotation, DEFAULT_ROTATION_DAYS,
+};
 pub use keys::KekInfo;
 pub use read::{parse_expect, EventFilter};
 

@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 pub mod holds;
+mod keys_lifecycle;
 mod log;
 mod quickstart;
 
