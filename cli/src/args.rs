@@ -67,6 +67,15 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Measure throughput against the machine's physical limits (writes a temp store).
     Bench(BenchArgs),
+    /// Costs of runs: record and report.
+    #[command(subcommand)]
+    Cost(crate::cmd::budgets::CostCmd),
+    /// Cost budgets: set, show, pre-flight check, thresholds.
+    #[command(subcommand)]
+    Budget(crate::cmd::budgets::BudgetCmd),
+    /// Approval checkpoints of paused DAG runs.
+    #[command(subcommand)]
+    Approvals(crate::cmd::approvals::ApprovalsCmd),
 }
 
 /// `init`.

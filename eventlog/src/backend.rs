@@ -226,6 +226,13 @@ pub trait Tx {
     fn purge_bodies(&mut self, seqs: &[u64], purged_by: u64) -> Result<u64, LogError>;
     /// Replaces a body (re-encryption). The hashed header is untouched.
     fn replace_body(&mut self, seq: u64, dek_version: u32, nonce: &[u8; 12], body: &[u8]) -> Result<(), LogError>;
+    /// Streams matching records as seen inside the transaction (read-your-writes; used to
+    /// re-read state under the write lock before deciding what to append).
+    fn scan(&mut self, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError>;
+    /// A tenant's DEK rows as seen inside the transaction.
+    fn deks(&mut self, tenant: &str) -> Result<Vec<DekRow>, LogError>;
+    /// A snapshot as seen inside the transaction.
+    fn snapshot(&mut self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError>;
     /// Commits durably.
     fn commit(self: Box<Self>) -> Result<(), LogError>;
 }

@@ -9,8 +9,11 @@
 #![deny(missing_docs)]
 
 mod actors;
+mod approvals;
 mod auth;
+mod budgets;
 mod error;
+pub mod governance;
 mod ingest;
 mod keys;
 mod read;
@@ -25,7 +28,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use actors::{ActorInfo, NewActor};
+pub use approvals::{ApprovalsReport, CheckpointInfo, Decide, DecisionRow, NewCheckpoint};
 pub use auth::{required_role, Principal, SYSTEM_ACTOR};
+pub use budgets::{tenant_report, BudgetShow, CostRecordResult, CostReport, TenantBudget, TenantReport};
 pub use error::PlatformError;
 pub use ingest::IngestOptions;
 pub use keys::KekInfo;

@@ -124,6 +124,19 @@ pub fn checkpoint(ctx: &Ctx) -> anyhow::Result<()> {
 pub fn rebuild(ctx: &Ctx) -> anyhow::Result<()> {
     let (mut p, _) = ctx.authorized("rebuild", None)?;
     let (actors, drifted) = p.rebuild_actors()?;
-    let v = json!({"actors": actors, "repaired": drifted});
-    ctx.out.emit(&v, || format!("rebuilt projections: {actors} actors{}\n", if drifted { " (drift repaired)" } else { "" }))
+    let pb = ctx.out.progress(p.log().head().ok().map(|h| h.size), "rebuild");
+    let gov = p.rebuild_governance(&mut |n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    let v = json!({"actors": actors, "repaired": drifted || !gov.drift.is_empty(), "governance": gov});
+    ctx.out.emit(&v, || {
+        format!(
+            "rebuilt projections: {actors} actors{}; {} governance snapshots of {} tenants from {} events ({:.0} events/s){}\n",
+            if drifted { " (drift repaired)" } else { "" },
+            gov.snapshots,
+            gov.tenants,
+            gov.events,
+            gov.events_per_sec,
+            if gov.drift.is_empty() { String::new() } else { format!("; drift repaired in {}", gov.drift.join(", ")) }
+        )
+    })
 }

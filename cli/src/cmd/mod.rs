@@ -1,7 +1,9 @@
 //! One handler per command: parse → one platform call → print.
 
 mod admin;
+pub(crate) mod approvals;
 mod bench;
+pub(crate) mod budgets;
 mod log;
 mod quickstart;
 
@@ -64,5 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => admin::whoami(&ctx),
         Command::Quickstart(a) => quickstart::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
+        Command::Cost(c) => budgets::cost(&ctx, c),
+        Command::Budget(c) => budgets::budget(&ctx, c),
+        Command::Approvals(c) => approvals::run(&ctx, c),
     }
 }
