@@ -46,7 +46,7 @@ enum Op {
     /// `approvals approve|reject`.
     Decide { id: usize, approve: bool, role: usize },
     /// Raw checkpoint with a past expiry instant, optionally decided exactly at it.
-    RawCheckpoint { t: usize, id: usize, b: usize, decide_at_expiry: bool },
+    RawCheckpoint { t: usize, b: usize, decide_at_expiry: bool },
     /// `approvals expire`.
     Expire,
     /// `rebuild` in the middle of the sequence.
@@ -64,7 +64,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(scope, t, daily, monthly)| Op::Budget { scope, t, daily, monthly }),
         2 => (0..3usize, 0..6usize, 1..100_000i64).prop_map(|(t, id, secs)| Op::Create { t, id, secs }),
         3 => (0..6usize, any::<bool>(), 0..5usize).prop_map(|(id, approve, role)| Op::Decide { id, approve, role }),
-        2 => (0..3usize, 0..4usize, 0..6usize, any::<bool>()).prop_map(|(t, id, b, decide_at_expiry)| Op::RawCheckpoint { t, id, b, decide_at_expiry }),
+        2 => (0..3usize, 0..6usize, any::<bool>()).prop_map(|(t, b, decide_at_expiry)| Op::RawCheckpoint { t, b, decide_at_expiry }),
         1 => Just(Op::Expire),
         1 => Just(Op::Rebuild),
         1 => Just(Op::Read),
@@ -127,7 +127,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 let d = if approve { Decide::Approve(BTreeMap::new()) } else { Decide::Reject("no".into()) };
                 let _ = p.approvals_decide(&who, &format!("cp{id}"), d);
             }
-            Op::RawCheckpoint { t, id: _, b, decide_at_expiry } => {
+            Op::RawCheckpoint { t, b, decide_at_expiry } => {
                 raw_ids += 1;
                 let id = format!("raw{raw_ids}");
                 let created = boundary(b, -3_600_000_000);
