@@ -301,3 +301,76 @@ fn human_show(s: &BudgetShow) -> String {
     }
     o
 }
+
+/// The quickstart's governance tour: budgets with a throttle and a deny, checkpoints
+/// decided and expired, and the cost report. Runs on the quickstart's fresh store.
+pub fn quickstart_step(p: &mut custos_platform::Platform, admin: &custos_platform::Principal, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+    use custos_platform::{Decide, NewCheckpoint};
+
+    say("\n== 5. budgets: tenant default, global, and a tight daily budget for acme-corp (custos budget set/check)");
+    p.budget_set(
+        admin,
+        BudgetScope::TenantDefault,
+        None,
+        Limits { daily_usd_micros: Some(50_000_000), monthly_usd_micros: Some(1_000_000_000) },
+    )?;
+    p.budget_set(admin, BudgetScope::Global, None, Limits { daily_usd_micros: Some(500_000_000), monthly_usd_micros: None })?;
+    let today = p.budget_show(Some("acme-corp"))?.tenants.first().map(|t| t.today_usd_micros).unwrap_or(0);
+    let daily = today + 1_000_000;
+    p.budget_set(admin, BudgetScope::Tenant, Some("acme-corp"), Limits { daily_usd_micros: Some(daily), monthly_usd_micros: None })?;
+    say(&format!("   acme-corp spent {} today; daily budget set to {}", UsdMicros(today), UsdMicros(daily)));
+    for usd in [10_000i64, 850_000, 2_000_000] {
+        let o = p.budget_check(admin, "acme-corp", usd)?;
+        say(&format!(
+            "   budget check --usd {:<10} → {:<8} {}",
+            UsdMicros(usd).to_string(),
+            o.decision.as_str(),
+            if o.decision == Decision::Allow { String::new() } else { o.reason.clone() }
+        ));
+    }
+
+    say("\n== 6. approvals: a paused DAG waits for a human (custos approvals ...)");
+    let mk = |id: &str, secs: i64| NewCheckpoint {
+        tenant: "acme-corp".into(),
+        dag_run_id: format!("{id}-run"),
+        prompt: "Approve weekly report draft?".into(),
+        required_role: custos_domain::Role::Operator,
+        expires_in_secs: Some(secs),
+        id: Some(id.into()),
+    };
+    let a = p.approvals_create(admin, mk("weekly-report", 72 * 3600))?;
+    p.approvals_create(admin, mk("stale-request", 1))?;
+    say(&format!("   created {} (expires {}) and stale-request (expires in 1 s)", a.checkpoint_id, a.expires_at));
+    let kv = [("signoff_text".to_string(), "Approved by manager".to_string())].into_iter().collect();
+    let d = p.approvals_decide(admin, "weekly-report", Decide::Approve(kv))?;
+    say(&format!("   approved weekly-report as {} ({})", d.decided_by.unwrap_or_default(), d.decided_at.unwrap_or_default()));
+    if let Err(e) = p.approvals_decide(admin, "weekly-report", Decide::Reject("second thoughts".into())) {
+        say(&format!("   a second decision is refused: {e}"));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let expired = p.approvals_expire()?;
+    say(&format!("   approvals expire (cron step): {} expired", expired.len()));
+    for c in p.approvals_list(Some("acme-corp"), None)? {
+        say(&format!("   {:<15} {}", c.checkpoint_id, c.status.as_str()));
+    }
+
+    say("\n== 7. cost report: last 7 days (custos cost report --days 7)");
+    let r = p.cost_report(None, 7, AnomalyRule::default())?;
+    say(&format!(
+        "   total {} over {} cost events; global today {} of {}",
+        UsdMicros(r.total_usd_micros),
+        r.events,
+        UsdMicros(r.global_today_usd_micros),
+        opt_usd(r.global_daily_budget_usd_micros)
+    ));
+    for t in &r.tenants {
+        say(&format!(
+            "   {:<12} {:>14}  ({} providers/models, {} anomalies)",
+            t.tenant,
+            UsdMicros(t.total_usd_micros).to_string(),
+            t.providers.len(),
+            t.anomalies.len()
+        ));
+    }
+    Ok(())
+}
