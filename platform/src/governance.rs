@@ -14,7 +14,7 @@
 //! Global spend is the sum of the tenants' `budgets` views (one snapshot load per tenant),
 //! computed only when a global budget exists or a report asks for it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use custos_domain::{Category, NewEvent, TenantId, Timestamp, SYSTEM_TENANT};
@@ -31,6 +31,25 @@ use crate::{Platform, PlatformError};
 /// A read whose tail is longer than this rewrites the snapshot, so read latency stays
 /// bounded by this many events however the log grows (ingest does not update snapshots).
 pub const REFRESH_TAIL: u64 = 256;
+
+/// Kinds the governance projections fold; `rebuild` decrypts only these bodies.
+const FOLDED_KINDS: &[&str] = &[
+    "cost_recorded",
+    "budget_set",
+    "budget_thresholds_set",
+    "approvals_config_set",
+    "cost_anomaly",
+    "checkpoint_created",
+    "checkpoint_approved",
+    "checkpoint_rejected",
+    "checkpoint_expired",
+];
+
+/// Snapshots as stored, consumed as the rebuild reaches the seq each covers.
+struct Stored {
+    spend: Option<(u64, SpendView)>,
+    cps: Option<(u64, CheckpointsView)>,
+}
 
 /// An event to append in a tenant stream at an explicit time (the decision's clock).
 pub(crate) fn pending(
@@ -102,28 +121,81 @@ impl Platform {
             .collect())
     }
 
-    /// Recomputes every governance snapshot from the log, reports drift, writes them all
-    /// in one transaction.
+    /// Recomputes every governance snapshot from the log in one pass, reports drift, and
+    /// writes them all in one transaction.
+    ///
+    /// Drift is checked without a second read: each stored snapshot is compared with the
+    /// fold at the seq it claims to cover; since reads fold the same tail onto it, equal
+    /// there means reads return exactly the rebuilt state. Only bodies of the kinds these
+    /// projections fold are decrypted.
     pub fn rebuild_governance(&mut self, progress: &mut dyn FnMut(u64)) -> Result<GovernanceRebuild, PlatformError> {
         let t0 = Instant::now();
-        let mut spend: HashMap<String, (u64, SpendView, CheckpointsView)> = HashMap::new();
+        let heads = self.log.backend().tenant_heads()?;
+        let deleted: HashSet<String> = heads.iter().filter(|h| h.deleted_at.is_some()).map(|h| h.tenant.clone()).collect();
+        let mut stored: HashMap<String, Stored> = HashMap::new();
+        for h in heads.iter().filter(|h| h.deleted_at.is_none() && h.tenant != SYSTEM_TENANT) {
+            let spend = snapshot::load::<SpendView>(&self.log, &h.tenant, SpendView::NAME)?;
+            let cps = snapshot::load::<CheckpointsView>(&self.log, &h.tenant, CheckpointsView::NAME)?;
+            stored.insert(h.tenant.clone(), Stored { spend, cps });
+        }
+        let mut stored_cfg = snapshot::load::<BudgetConfigView>(&self.log, SYSTEM_TENANT, BudgetConfigView::NAME)?;
+        let mut stored_dir = snapshot::load::<CheckpointDirectory>(&self.log, SYSTEM_TENANT, CheckpointDirectory::NAME)?;
+        let mut drift: Vec<String> = vec![];
+        // A snapshot covering 0 events must be empty.
+        for (t, st) in stored.iter_mut() {
+            if st.spend.as_ref().is_some_and(|(c, _)| *c == 0) && st.spend.take().is_some_and(|(_, v)| v != SpendView::default()) {
+                drift.push(format!("{t}/{}", SpendView::NAME));
+            }
+            if st.cps.as_ref().is_some_and(|(c, _)| *c == 0) && st.cps.take().is_some_and(|(_, v)| v != CheckpointsView::default()) {
+                drift.push(format!("{t}/{}", CheckpointsView::NAME));
+            }
+        }
+
+        let mut state: HashMap<String, (u64, SpendView, CheckpointsView)> = HashMap::new();
         let mut config = BudgetConfigView::default();
         let mut sys_seq = 0u64;
         let mut dir = CheckpointDirectory::default();
         let mut events = 0u64;
         let mut last_global = 0u64;
-        self.log.read(&Query::default(), &mut |e| {
+        let log = &self.log;
+        log.backend().scan(&Query::default(), &mut |rec| {
             events += 1;
-            last_global = e.header.global_seq;
-            if e.header.tenant.is_system() {
-                sys_seq = e.header.tenant_seq;
-                config.apply(&e);
+            last_global = rec.header.global_seq;
+            let tenant = rec.header.tenant.to_string();
+            if deleted.contains(&tenant) {
+                return Ok(true);
+            }
+            let relevant = FOLDED_KINDS.contains(&rec.header.kind.as_str());
+            let seq = rec.header.tenant_seq;
+            let gseq = rec.header.global_seq;
+            if rec.header.tenant.is_system() {
+                sys_seq = seq;
+                if relevant {
+                    config.apply(&log.open_record(rec)?);
+                }
+                if stored_cfg.as_ref().is_some_and(|(c, _)| *c == seq) && stored_cfg.take().is_some_and(|(_, v)| v != config) {
+                    drift.push(format!("{SYSTEM_TENANT}/{}", BudgetConfigView::NAME));
+                }
             } else {
-                let s = spend.entry(e.header.tenant.to_string()).or_default();
-                s.0 = e.header.tenant_seq;
-                s.1.apply(&e);
-                s.2.apply(&e);
-                dir.apply(&e);
+                let s = state.entry(tenant.clone()).or_default();
+                s.0 = seq;
+                if relevant {
+                    let e = log.open_record(rec)?;
+                    s.1.apply(&e);
+                    s.2.apply(&e);
+                    dir.apply(&e);
+                }
+                if let Some(st) = stored.get_mut(&tenant) {
+                    if st.spend.as_ref().is_some_and(|(c, _)| *c == seq) && st.spend.take().is_some_and(|(_, v)| v != s.1) {
+                        drift.push(format!("{tenant}/{}", SpendView::NAME));
+                    }
+                    if st.cps.as_ref().is_some_and(|(c, _)| *c == seq) && st.cps.take().is_some_and(|(_, v)| v != s.2) {
+                        drift.push(format!("{tenant}/{}", CheckpointsView::NAME));
+                    }
+                }
+            }
+            if stored_dir.as_ref().is_some_and(|(c, _)| *c == gseq) && stored_dir.take().is_some_and(|(_, v)| v != dir) {
+                drift.push(format!("{SYSTEM_TENANT}/{}", CheckpointDirectory::NAME));
             }
             if events.is_multiple_of(65_536) {
                 progress(events);
@@ -131,26 +203,25 @@ impl Platform {
             Ok(true)
         })?;
         progress(events);
-        let mut rep = GovernanceRebuild { events, ..Default::default() };
-        let deleted: Vec<String> =
-            self.log.backend().tenant_heads()?.into_iter().filter(|h| h.deleted_at.is_some()).map(|h| h.tenant).collect();
-        let mut tenants: Vec<_> = spend.into_iter().filter(|(t, _)| !deleted.contains(t)).collect();
+        // Snapshots claiming seqs the log does not have.
+        for (t, st) in &stored {
+            if st.spend.is_some() {
+                drift.push(format!("{t}/{}", SpendView::NAME));
+            }
+            if st.cps.is_some() {
+                drift.push(format!("{t}/{}", CheckpointsView::NAME));
+            }
+        }
+        if stored_cfg.is_some_and(|(c, v)| c != 0 || v != BudgetConfigView::default()) {
+            drift.push(format!("{SYSTEM_TENANT}/{}", BudgetConfigView::NAME));
+        }
+        if stored_dir.is_some_and(|(c, v)| c != 0 || v != CheckpointDirectory::default()) {
+            drift.push(format!("{SYSTEM_TENANT}/{}", CheckpointDirectory::NAME));
+        }
+        drift.sort();
+        let mut tenants: Vec<_> = state.into_iter().collect();
         tenants.sort_by(|a, b| a.0.cmp(&b.0));
-        // Drift: what reads would have returned (snapshot + tail) against the full fold.
-        for (t, (_, s, c)) in &tenants {
-            if load_folded::<SpendView>(&self.log, t)?.state != *s {
-                rep.drift.push(format!("{t}/{}", SpendView::NAME));
-            }
-            if load_folded::<CheckpointsView>(&self.log, t)?.state != *c {
-                rep.drift.push(format!("{t}/{}", CheckpointsView::NAME));
-            }
-        }
-        if load_folded::<BudgetConfigView>(&self.log, SYSTEM_TENANT)?.state != config {
-            rep.drift.push(format!("{SYSTEM_TENANT}/{}", BudgetConfigView::NAME));
-        }
-        if self.directory_read()? != dir {
-            rep.drift.push(format!("{SYSTEM_TENANT}/{}", CheckpointDirectory::NAME));
-        }
+        let mut rep = GovernanceRebuild { events, drift, ..Default::default() };
         let mut a = self.log.appender()?;
         for (t, (seq, s, c)) in &tenants {
             snapshot::save_in(&mut a, t, SpendView::NAME, *seq, s)?;
@@ -167,18 +238,6 @@ impl Platform {
         rep.secs = t0.elapsed().as_secs_f64();
         rep.events_per_sec = if rep.secs > 0.0 { events as f64 / rep.secs } else { 0.0 };
         Ok(rep)
-    }
-
-    /// The checkpoint directory as reads see it (snapshot + creations after it).
-    fn directory_read(&self) -> Result<CheckpointDirectory, PlatformError> {
-        let (covers, mut d) =
-            snapshot::load::<CheckpointDirectory>(&self.log, SYSTEM_TENANT, CheckpointDirectory::NAME)?.unwrap_or_default();
-        let q = Query { kind: Some("checkpoint_created".into()), from_seq: Some(covers + 1), ..Default::default() };
-        self.log.read(&q, &mut |e| {
-            d.apply(&e);
-            Ok(true)
-        })?;
-        Ok(d)
     }
 }
 

@@ -10,6 +10,10 @@ use custos_platform::{BudgetShow, CostReport, PlatformError};
 use super::Ctx;
 use crate::Exit;
 
+#[path = "bench_budgets.rs"]
+mod bench_suite;
+pub use bench_suite::run as bench;
+
 /// `cost ...`.
 #[derive(Debug, Subcommand)]
 pub enum CostCmd {
