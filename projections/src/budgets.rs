@@ -186,3 +186,50 @@ impl Projection for BudgetConfigView {
 impl Folded for BudgetConfigView {
     const NAME: &'static str = "budget-config";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cost(usd: i64, provider: &str) -> serde_json::Value {
+        json!({"run_id": "r", "provider": provider, "model": "m", "tokens_in": 1, "tokens_out": 2, "usd_micros": usd})
+    }
+
+    #[test]
+    fn given_costs_around_midnight_when_folded_then_split_by_utc_day() {
+        let midnight = custos_domain::parse_ts("2026-03-01T00:00:00Z").unwrap_or(0);
+        let mut v = SpendView::default();
+        v.apply_parts(Category::Costs, "cost_recorded", midnight - 1, &cost(10, "a"));
+        v.apply_parts(Category::Costs, "cost_recorded", midnight, &cost(20, "b"));
+        v.apply_parts(Category::Costs, "cost_recorded", midnight + 1, &cost(40, "b"));
+        let d = utc_day(midnight);
+        assert_eq!(v.day(d - 1), 10);
+        assert_eq!(v.day(d), 60);
+        // February ends the day before: March-to-date excludes it.
+        assert_eq!(v.range(custos_domain::budget::month_start(d), d).usd_micros, 60);
+        assert_eq!(v.days[&d].by_model["b"]["m"].events, 2);
+        // A cost under another category or a malformed payload is not spend.
+        v.apply_parts(Category::Runs, "cost_recorded", midnight, &cost(1000, "a"));
+        v.apply_parts(Category::Costs, "cost_recorded", midnight, &json!({"usd_micros": 5}));
+        assert_eq!(v.day(d), 60);
+    }
+
+    #[test]
+    fn given_budget_events_when_folded_then_fields_merge_and_defaults_apply() {
+        let mut c = BudgetConfigView::default();
+        c.apply_parts("budget_set", &json!({"scope": "tenant_default", "daily_usd_micros": 5}));
+        c.apply_parts("budget_set", &json!({"scope": "tenant_default", "monthly_usd_micros": 100}));
+        c.apply_parts("budget_set", &json!({"scope": "global", "daily_usd_micros": 25}));
+        c.apply_parts("budget_thresholds_set", &json!({"soft_permille": 500, "hard_permille": 900}));
+        assert_eq!(c.tenant_default, Limits { daily_usd_micros: Some(5), monthly_usd_micros: Some(100) });
+        assert_eq!(c.global.daily_usd_micros, Some(25));
+        assert_eq!(c.thresholds.soft_permille, 500);
+        let own = Limits { daily_usd_micros: Some(1), monthly_usd_micros: None };
+        assert_eq!(c.effective(&own), Limits { daily_usd_micros: Some(1), monthly_usd_micros: Some(100) });
+        let mut v = SpendView::default();
+        v.apply_parts(Category::Governance, "budget_set", 0, &json!({"scope": "tenant", "tenant": "t", "daily_usd_micros": 7}));
+        v.apply_parts(Category::Governance, "budget_set", 0, &json!({"scope": "global", "daily_usd_micros": 9}));
+        assert_eq!(v.limits.daily_usd_micros, Some(7));
+    }
+}
