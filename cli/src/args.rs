@@ -77,6 +77,15 @@ pub enum Command {
     Backup(crate::cmd::holds::BackupArgs),
     /// Restore a backup into a new store at --store (refuses to overwrite).
     Restore(crate::cmd::holds::RestoreArgs),
+    /// Costs of runs: record and report.
+    #[command(subcommand)]
+    Cost(crate::cmd::budgets::CostCmd),
+    /// Cost budgets: set, show, pre-flight check, thresholds.
+    #[command(subcommand)]
+    Budget(crate::cmd::budgets::BudgetCmd),
+    /// Approval checkpoints of paused DAG runs.
+    #[command(subcommand)]
+    Approvals(crate::cmd::approvals::ApprovalsCmd),
 }
 
 /// `init`.

@@ -265,6 +265,13 @@ pub trait Tx {
     /// Up to `limit` records of `tenant` with a body sealed under a DEK version below `below`
     /// and `tenant_seq > after`, in tenant_seq order (re-encryption batches).
     fn bodies_below_dek(&mut self, tenant: &str, below: u32, after: u64, limit: u64) -> Result<Vec<StoredRecord>, LogError>;
+    /// Streams matching records as seen inside the transaction (read-your-writes; used to
+    /// re-read state under the write lock before deciding what to append).
+    fn scan(&mut self, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError>;
+    /// A tenant's DEK rows as seen inside the transaction.
+    fn deks(&mut self, tenant: &str) -> Result<Vec<DekRow>, LogError>;
+    /// A snapshot as seen inside the transaction.
+    fn snapshot(&mut self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError>;
     /// Commits durably.
     fn commit(self: Box<Self>) -> Result<(), LogError>;
 }

@@ -330,6 +330,36 @@ impl<'a> Appender<'a> {
         self.keys
     }
 
+    /// The keyring and the transaction together (sealing snapshots inside the transaction).
+    pub fn parts(&mut self) -> (&Keyring, &mut dyn Tx) {
+        (self.keys, self.tx.as_mut())
+    }
+
+    /// Streams decrypted events matching `q` as seen **inside** this transaction, i.e.
+    /// under the write lock: state read here cannot change before `commit`. Records are
+    /// buffered first (callers read short tails), then opened.
+    pub fn read(&mut self, q: &Query, f: &mut dyn FnMut(Event) -> Result<bool, LogError>) -> Result<(), LogError> {
+        let mut recs = vec![];
+        self.tx.scan(q, &mut |r| {
+            recs.push(r);
+            Ok(true)
+        })?;
+        let keys = self.keys;
+        let tx = self.tx.as_mut();
+        let mut lookup = |t: &str, v: u32| -> Result<Option<Arc<Aead>>, LogError> {
+            match tx.deks(t)?.into_iter().find(|d| d.version == v) {
+                Some(row) => keys.dek_from_row(&row).map(Some),
+                None => Ok(None),
+            }
+        };
+        for r in recs {
+            if !f(decrypt_record(r, &mut lookup)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Head inside the transaction.
     pub fn head(&self) -> Head {
         self.head
@@ -353,6 +383,27 @@ impl<'a> Appender<'a> {
         self.tx.commit()?;
         Ok(receipt)
     }
+}
+
+/// Finds the AEAD key of a tenant's DEK version.
+type DekLookup<'a> = dyn FnMut(&str, u32) -> Result<Option<Arc<Aead>>, LogError> + 'a;
+
+/// Opens a stored record with a DEK lookup `(tenant, version) -> key`.
+fn decrypt_record(rec: StoredRecord, dek_of: &mut DekLookup<'_>) -> Result<Event, LogError> {
+    let seq = rec.header.global_seq;
+    let (Some(nonce), Some(mut body)) = (rec.nonce, rec.body) else {
+        return Ok(Event { header: rec.header, actor: None, data: None, salt: None, purged_by: rec.purged_by });
+    };
+    let dek = dek_of(rec.header.tenant.as_str(), rec.dek_version)?
+        .ok_or_else(|| LogError::integrity(seq, format!("DEK v{} of {} is missing", rec.dek_version, rec.header.tenant)))?;
+    custos_crypto::open_in_place(&dek, &nonce, &rec.header.aad(rec.dek_version), &mut body)
+        .map_err(|_| LogError::integrity(seq, "body does not decrypt under its header"))?;
+    let (salt, canon) = split_body(&body).ok_or_else(|| LogError::integrity(seq, "body too short"))?;
+    let salt = *salt;
+    let mut v: Value = serde_json::from_slice(canon).map_err(|e| LogError::integrity(seq, format!("body is not JSON: {e}")))?;
+    let actor = v.get("actor").and_then(Value::as_str).map(str::to_string);
+    let data = v.get_mut("data").map(Value::take);
+    Ok(Event { header: rec.header, actor, data, salt: Some(salt), purged_by: rec.purged_by })
 }
 
 /// The log: a backend plus, once unlocked, its keys.
@@ -458,21 +509,8 @@ impl EventLog {
     /// Decrypts a stored record (purged records come back with no actor/data).
     pub fn open_record(&self, rec: StoredRecord) -> Result<Event, LogError> {
         let keys = self.keys()?;
-        let seq = rec.header.global_seq;
-        let (Some(nonce), Some(mut body)) = (rec.nonce, rec.body) else {
-            return Ok(Event { header: rec.header, actor: None, data: None, salt: None, purged_by: rec.purged_by });
-        };
-        let dek = keys
-            .dek(self.backend.as_ref(), rec.header.tenant.as_str(), rec.dek_version)?
-            .ok_or_else(|| LogError::integrity(seq, format!("DEK v{} of {} is missing", rec.dek_version, rec.header.tenant)))?;
-        custos_crypto::open_in_place(&dek, &nonce, &rec.header.aad(rec.dek_version), &mut body)
-            .map_err(|_| LogError::integrity(seq, "body does not decrypt under its header"))?;
-        let (salt, canon) = split_body(&body).ok_or_else(|| LogError::integrity(seq, "body too short"))?;
-        let salt = *salt;
-        let mut v: Value = serde_json::from_slice(canon).map_err(|e| LogError::integrity(seq, format!("body is not JSON: {e}")))?;
-        let actor = v.get("actor").and_then(Value::as_str).map(str::to_string);
-        let data = v.get_mut("data").map(Value::take);
-        Ok(Event { header: rec.header, actor, data, salt: Some(salt), purged_by: rec.purged_by })
+        let backend = self.backend.as_ref();
+        decrypt_record(rec, &mut |t, v| keys.dek(backend, t, v))
     }
 
     /// Streams decrypted events matching `q`; the callback returns false to stop.

@@ -292,6 +292,69 @@ fn tenant_head_of(conn: &Connection, tenant: &str) -> Result<Option<TenantHead>,
         .optional()?)
 }
 
+fn snapshot_of(conn: &Connection, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
+    Ok(conn
+        .query_row(
+            "SELECT tenant, name, covers_seq, dek_version, nonce, body FROM snapshots WHERE tenant = ?1 AND name = ?2",
+            [tenant, name],
+            |r| {
+                let n: Vec<u8> = r.get(4)?;
+                Ok(SnapshotRow {
+                    tenant: r.get(0)?,
+                    name: r.get(1)?,
+                    covers_seq: r.get::<_, i64>(2)? as u64,
+                    dek_version: r.get::<_, i64>(3)? as u32,
+                    nonce: n.as_slice().try_into().map_err(|_| bad_col(4, "12-byte nonce"))?,
+                    body: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+fn scan_conn(conn: &Connection, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError> {
+    let mut sql = format!("SELECT {RECORD_COLS} FROM events WHERE 1=1");
+    let mut args: Vec<rusqlite::types::Value> = vec![];
+    let mut push = |cond: &str, v: rusqlite::types::Value, sql: &mut String| {
+        args.push(v);
+        sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+    };
+    if let Some(t) = &q.tenant {
+        push("tenant =", t.clone().into(), &mut sql);
+    }
+    if let Some(c) = q.category {
+        push("category =", i64::from(c.code()).into(), &mut sql);
+    }
+    if let Some(k) = &q.kind {
+        push("kind =", k.clone().into(), &mut sql);
+    }
+    if let Some(s) = q.since {
+        push("occurred_at >=", s.into(), &mut sql);
+    }
+    if let Some(u) = q.until {
+        push("occurred_at <", u.into(), &mut sql);
+    }
+    if let Some(s) = q.from_seq {
+        push("global_seq >=", (s as i64).into(), &mut sql);
+    }
+    if let Some(s) = q.after_tenant_seq {
+        push("tenant_seq >", (s as i64).into(), &mut sql);
+    }
+    sql.push_str(" ORDER BY global_seq");
+    if let Some(l) = q.limit {
+        sql.push_str(&format!(" LIMIT {l}"));
+    }
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    while let Some(r) = rows.next()? {
+        let rec = row_to_record(r).map_err(|e| LogError::integrity(r.get::<_, i64>(0).unwrap_or(0) as u64, e.to_string()))?;
+        if !f(rec)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
 impl Backend for SqliteBackend {
     fn name(&self) -> &'static str {
         "sqlite"
@@ -307,46 +370,7 @@ impl Backend for SqliteBackend {
     }
 
     fn scan(&self, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError> {
-        let mut sql = format!("SELECT {RECORD_COLS} FROM events WHERE 1=1");
-        let mut args: Vec<rusqlite::types::Value> = vec![];
-        let mut push = |cond: &str, v: rusqlite::types::Value, sql: &mut String| {
-            args.push(v);
-            sql.push_str(&format!(" AND {cond} ?{}", args.len()));
-        };
-        if let Some(t) = &q.tenant {
-            push("tenant =", t.clone().into(), &mut sql);
-        }
-        if let Some(c) = q.category {
-            push("category =", i64::from(c.code()).into(), &mut sql);
-        }
-        if let Some(k) = &q.kind {
-            push("kind =", k.clone().into(), &mut sql);
-        }
-        if let Some(s) = q.since {
-            push("occurred_at >=", s.into(), &mut sql);
-        }
-        if let Some(u) = q.until {
-            push("occurred_at <", u.into(), &mut sql);
-        }
-        if let Some(s) = q.from_seq {
-            push("global_seq >=", (s as i64).into(), &mut sql);
-        }
-        if let Some(s) = q.after_tenant_seq {
-            push("tenant_seq >", (s as i64).into(), &mut sql);
-        }
-        sql.push_str(" ORDER BY global_seq");
-        if let Some(l) = q.limit {
-            sql.push_str(&format!(" LIMIT {l}"));
-        }
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-        while let Some(r) = rows.next()? {
-            let rec = row_to_record(r).map_err(|e| LogError::integrity(r.get::<_, i64>(0).unwrap_or(0) as u64, e.to_string()))?;
-            if !f(rec)? {
-                break;
-            }
-        }
-        Ok(())
+        scan_conn(&self.conn, q, f)
     }
 
     fn record(&self, seq: u64) -> Result<Option<StoredRecord>, LogError> {
@@ -429,24 +453,7 @@ impl Backend for SqliteBackend {
     }
 
     fn snapshot(&self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT tenant, name, covers_seq, dek_version, nonce, body FROM snapshots WHERE tenant = ?1 AND name = ?2",
-                [tenant, name],
-                |r| {
-                    let n: Vec<u8> = r.get(4)?;
-                    Ok(SnapshotRow {
-                        tenant: r.get(0)?,
-                        name: r.get(1)?,
-                        covers_seq: r.get::<_, i64>(2)? as u64,
-                        dek_version: r.get::<_, i64>(3)? as u32,
-                        nonce: n.as_slice().try_into().map_err(|_| bad_col(4, "12-byte nonce"))?,
-                        body: r.get(5)?,
-                    })
-                },
-            )
-            .optional()?)
+        snapshot_of(&self.conn, tenant, name)
     }
 
     fn count_live(&self, tenant: &str, category: Option<Category>, before: Option<Timestamp>) -> Result<u64, LogError> {
@@ -721,6 +728,22 @@ impl Tx for SqliteTx<'_> {
             row_to_record,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn scan(&mut self, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError> {
+        scan_conn(&self.tx, q, f)
+    }
+
+    fn deks(&mut self, tenant: &str) -> Result<Vec<DekRow>, LogError> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT tenant, version, kek_id, wrapped, seals, active, created_at FROM deks WHERE tenant = ?1 ORDER BY version",
+        )?;
+        let v = st.query_map([tenant], row_to_dek)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
+    }
+
+    fn snapshot(&mut self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
+        snapshot_of(&self.tx, tenant, name)
     }
 
     fn commit(self: Box<Self>) -> Result<(), LogError> {

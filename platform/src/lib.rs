@@ -9,9 +9,12 @@
 #![deny(missing_docs)]
 
 mod actors;
+mod approvals;
 mod auth;
 mod backup;
+mod budgets;
 mod error;
+pub mod governance;
 mod holds;
 mod ingest;
 mod key_lifecycle;
@@ -29,8 +32,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use actors::{ActorInfo, NewActor};
+pub use approvals::{ApprovalsReport, CheckpointInfo, Decide, DecisionRow, NewCheckpoint};
 pub use auth::{required_role, Principal, SYSTEM_ACTOR};
 pub use backup::{restore, BackupInfo, RestoreInfo, BACKUP_MAGIC};
+pub use budgets::{tenant_report, BudgetShow, CostRecordResult, CostReport, TenantBudget, TenantReport};
 pub use error::PlatformError;
 pub use holds::{ComplianceViews, HoldInfo, ReleaseInfo};
 pub use ingest::IngestOptions;

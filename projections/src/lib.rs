@@ -10,6 +10,8 @@
 #![deny(missing_docs)]
 
 mod actors;
+pub mod budgets;
+pub mod checkpoints;
 pub mod holds;
 mod keyring;
 pub mod retention;

@@ -131,12 +131,19 @@ pub fn checkpoint(ctx: &Ctx) -> anyhow::Result<()> {
 pub fn rebuild(ctx: &Ctx) -> anyhow::Result<()> {
     let (mut p, _) = ctx.authorized("rebuild", None)?;
     let (actors, drifted) = p.rebuild_actors()?;
-    let (holds, policies, gov_drifted) = p.rebuild_compliance()?;
-    let drifted = drifted || gov_drifted;
-    let v = json!({"actors": actors, "holds": holds, "retention_policies": policies, "repaired": drifted});
+    let (holds, policies, comp_drifted) = p.rebuild_compliance()?;
+    let pb = ctx.out.progress(p.log().head().ok().map(|h| h.size), "rebuild");
+    let gov = p.rebuild_governance(&mut |n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    let drifted = drifted || comp_drifted || !gov.drift.is_empty();
+    let v = json!({"actors": actors, "holds": holds, "retention_policies": policies, "repaired": drifted, "governance": gov});
     ctx.out.emit(&v, || {
         format!(
-            "rebuilt projections: {actors} actors, {holds} active holds, {policies} retention policies{}\n",
+            "rebuilt projections: {actors} actors, {holds} active holds, {policies} retention policies; {} governance snapshots of {} tenants from {} events ({:.0} events/s){}\n",
+            gov.snapshots,
+            gov.tenants,
+            gov.events,
+            gov.events_per_sec,
             if drifted { " (drift repaired)" } else { "" }
         )
     })

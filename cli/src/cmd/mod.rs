@@ -1,7 +1,9 @@
 //! One handler per command: parse → one platform call → print.
 
 mod admin;
+pub(crate) mod approvals;
 mod bench;
+pub(crate) mod budgets;
 pub mod holds;
 mod keys_lifecycle;
 mod log;
@@ -70,5 +72,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retention(c) => holds::retention(&ctx, c),
         Command::Backup(a) => holds::backup(&ctx, a),
         Command::Restore(a) => holds::restore(&ctx, a),
+        Command::Cost(c) => budgets::cost(&ctx, c),
+        Command::Budget(c) => budgets::budget(&ctx, c),
+        Command::Approvals(c) => approvals::run(&ctx, c),
     }
 }
