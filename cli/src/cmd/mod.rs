@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod bench_retention;
 pub mod holds;
 mod log;
 mod quickstart;
