@@ -246,6 +246,15 @@ pub trait Tx {
         before: Option<Timestamp>,
         purged_by: u64,
     ) -> Result<u64, LogError>;
+    /// Retention in one pass over a tenant: counts (`purged_by` None) or drops (Some) the
+    /// remaining bodies whose `occurred_at` is before the cutoff of their category
+    /// (categories not listed are untouched). Returns the count per category.
+    fn purge_before_cutoffs(
+        &mut self,
+        tenant: &str,
+        cutoffs: &[(custos_domain::Category, Timestamp)],
+        purged_by: Option<u64>,
+    ) -> Result<Vec<(custos_domain::Category, u64)>, LogError>;
     /// Drops the bodies of records, marking who purged them; returns how many changed.
     fn purge_bodies(&mut self, seqs: &[u64], purged_by: u64) -> Result<u64, LogError>;
     /// Replaces a body (re-encryption). The hashed header is untouched.

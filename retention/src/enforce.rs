@@ -145,15 +145,14 @@ pub fn enforce(
     let event_seq = a.head().size + 1;
     for (i, t) in plan.tenants.iter().enumerate() {
         let is_held = holds.is_held(t);
-        for c in Category::ALL {
-            let cutoff = plan.cutoff(t, c);
+        let cutoffs: Vec<(Category, Timestamp)> = Category::ALL.iter().map(|&c| (c, plan.cutoff(t, c))).collect();
+        // A held tenant is only counted (reported under `held`), never purged.
+        let per_cat = a.tx().purge_before_cutoffs(t, &cutoffs, (!is_held).then_some(event_seq))?;
+        for (c, n) in per_cat {
             if is_held {
-                let n = a.tx().count_live(t, Some(c), Some(cutoff))?;
-                if n > 0 {
-                    *held.entry(t.clone()).or_default() += n;
-                }
+                *held.entry(t.clone()).or_default() += n;
             } else {
-                *counts.entry(c.as_str().into()).or_default() += a.tx().purge_matching(t, Some(c), Some(cutoff), event_seq)?;
+                *counts.entry(c.as_str().into()).or_default() += n;
             }
         }
         if is_held {
