@@ -50,6 +50,16 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     seed(&s);
     let deks = wrapped_deks(&s, "doomed");
     assert_eq!(deks.len(), 1, "doomed has one DEK before deletion");
+    // A projection snapshot of the tenant (as budgets/checkpoints will write): its bytes must go too.
+    // Its body carries the marker in the clear so the raw-bytes check below can see any leftover.
+    {
+        let c = rusqlite::Connection::open(&s.db).unwrap_or_else(|e| panic!("{e}"));
+        c.execute(
+            "INSERT INTO snapshots (tenant, name, covers_seq, dek_version, nonce, body) VALUES ('doomed', 'budget', 1, 1, zeroblob(12), ?1)",
+            [format!("{MARKER}-snapshot").into_bytes()],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
 
     let dry = s.run(&["--json", "compliance", "delete", "--tenant", "doomed", "--dry-run"]);
     dry.expect(0);
@@ -59,7 +69,8 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     assert_eq!(d["counts"]["dlq"], json!(1));
     assert_eq!(d["counts"]["costs"], json!(1));
     assert_eq!(d["counts"]["keys"], json!(1));
-    assert_eq!(d["total_items"], json!(43));
+    assert_eq!(d["counts"]["snapshots"], json!(1));
+    assert_eq!(d["total_items"], json!(44));
     assert_eq!(wrapped_deks(&s, "doomed").len(), 1, "a dry run destroys nothing");
 
     let r = s.run(&["--json", "compliance", "delete", "--tenant", "doomed"]);
@@ -72,7 +83,7 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
         assert!(v["counts"][k].is_u64(), "counts.{k} missing: {v}");
     }
     assert_eq!(v["counts"], d["counts"], "the live run destroys what the dry run announced");
-    assert_eq!(v["total_items"], json!(43));
+    assert_eq!(v["total_items"], json!(44));
 
     // Nothing of the tenant's keys or plaintext in the files.
     for (path, bytes) in raw_files(&s) {
@@ -88,6 +99,8 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     let deleted_at: Option<i64> =
         c.query_row("SELECT deleted_at FROM tenant_heads WHERE tenant = 'doomed'", [], |r| r.get(0)).unwrap_or(None);
     assert!(deleted_at.is_some());
+    let snaps: i64 = c.query_row("SELECT count(*) FROM snapshots WHERE tenant = 'doomed'", [], |r| r.get(0)).unwrap_or(-1);
+    assert_eq!(snaps, 0);
     drop(c);
 
     // No decryption possible even with the root key: every record comes back without data.
@@ -108,7 +121,7 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["data"]["tenant"], json!("doomed"));
     assert_eq!(ev[0]["actor"], json!("admin"));
-    assert_eq!(ev[0]["data"]["total_items"], json!(43));
+    assert_eq!(ev[0]["data"]["total_items"], json!(44));
 
     // Re-running succeeds with zero counts and records nothing new.
     let n = s.event_count();
