@@ -237,15 +237,6 @@ pub trait Tx {
     fn delete_snapshots(&mut self, tenant: &str) -> Result<u64, LogError>;
     /// Same as [`Backend::count_live`], inside the transaction.
     fn count_live(&mut self, tenant: &str, category: Option<custos_domain::Category>, before: Option<Timestamp>) -> Result<u64, LogError>;
-    /// Drops every remaining body of `tenant` (optionally only of `category` and with
-    /// `occurred_at < before`), marking `purged_by`; returns how many changed.
-    fn purge_matching(
-        &mut self,
-        tenant: &str,
-        category: Option<custos_domain::Category>,
-        before: Option<Timestamp>,
-        purged_by: u64,
-    ) -> Result<u64, LogError>;
     /// Retention in one pass over a tenant: counts (`purged_by` None) or drops (Some) the
     /// remaining bodies whose `occurred_at` is before the cutoff of their category
     /// (categories not listed are untouched). Returns the count per category.

@@ -631,23 +631,6 @@ impl Tx for SqliteTx<'_> {
         count_live_in(&self.tx, tenant, category, before)
     }
 
-    fn purge_matching(
-        &mut self,
-        tenant: &str,
-        category: Option<Category>,
-        before: Option<Timestamp>,
-        purged_by: u64,
-    ) -> Result<u64, LogError> {
-        let n = self
-            .tx
-            .prepare_cached(
-                "UPDATE events SET body = NULL, nonce = NULL, purged_by = ?4 WHERE tenant = ?1 AND body IS NOT NULL
-                 AND (?2 IS NULL OR category = ?2) AND (?3 IS NULL OR occurred_at < ?3)",
-            )?
-            .execute(params![tenant, category.map(|c| i64::from(c.code())), before, purged_by as i64])?;
-        Ok(n as u64)
-    }
-
     fn purge_before_cutoffs(
         &mut self,
         tenant: &str,

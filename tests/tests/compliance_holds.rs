@@ -257,3 +257,24 @@ fn hold_commands_contract_and_bad_input() {
     assert_eq!(rb.json()["holds"], json!(1));
     assert_eq!(rb.json()["repaired"], json!(false));
 }
+
+#[test]
+fn quickstart_tours_hold_blocked_deletion_retention_and_erasure() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let qs = dir.path().join("qs");
+    let out = custos_tests::custos().arg("quickstart").arg("--dir").arg(&qs).output().unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for want in ["hold CASE-QS-1 applied", "-> exit 3", "released CASE-QS-1", "retention_enforced as of", "tenant_deleted:", "verify: OK"] {
+        assert!(text.contains(want), "quickstart output lacks {want:?}:\n{text}");
+    }
+    let c = rusqlite::Connection::open(qs.join("custos.db")).unwrap_or_else(|e| panic!("{e}"));
+    let n: i64 = c
+        .query_row(
+            "SELECT count(*) FROM events WHERE tenant='_system' AND kind IN ('deletion_blocked','tenant_deleted','retention_enforced')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    assert_eq!(n, 3);
+}
