@@ -102,6 +102,25 @@ fn restore_rejects_truncated_and_foreign_files_and_backup_needs_compliance() {
     assert!(r.stderr.contains("truncated or corrupt"), "{}", r.stderr);
     assert!(!dest.exists(), "nothing restored");
 
+    // Losing only the gzip trailer (CRC, length) or flipping one byte is caught too.
+    for (name, bytes) in [
+        ("no-trailer.gz", full[..full.len() - 4].to_vec()),
+        ("one-byte-short.gz", full[..full.len() - 1].to_vec()),
+        ("flipped.gz", {
+            let mut f = full.clone();
+            let mid = f.len() / 2;
+            f[mid] ^= 0x55;
+            f
+        }),
+    ] {
+        let p = s.dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap_or_else(|e| panic!("{e}"));
+        let r = restore(&s, &p, &dest);
+        r.expect(1);
+        assert!(r.stderr.contains("truncated or corrupt"), "{name}: {}", r.stderr);
+        assert!(!dest.exists(), "{name}: nothing restored");
+    }
+
     let junk = s.dir.path().join("junk.gz");
     std::fs::write(&junk, b"this is not a backup at all").unwrap_or_else(|e| panic!("{e}"));
     let r = restore(&s, &junk, &dest);
