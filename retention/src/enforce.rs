@@ -34,6 +34,9 @@ pub struct RetentionReport {
     /// Global seq of the `retention_enforced` event (live runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_seq: Option<u64>,
+    /// False when a concurrent reader kept purged ciphertext from leaving the WAL (it
+    /// goes at the next checkpoint); true otherwise and for dry runs.
+    pub storage_reclaimed: bool,
 }
 
 struct Plan {
@@ -133,6 +136,7 @@ pub fn enforce(
             total_purged,
             tenants: total,
             event_seq: None,
+            storage_reclaimed: true,
         });
     }
 
@@ -181,6 +185,9 @@ pub fn enforce(
         return Err(RetentionError::Conflict("the retention event did not get the sequence number its purge names".into()));
     }
     a.commit()?;
+    // The tenants' DEKs still exist, so purged ciphertext must not linger in old WAL frames
+    // (the database file itself is covered by `secure_delete`).
+    let storage_reclaimed = if total_purged > 0 { log.backend().reclaim()? } else { true };
     Ok(RetentionReport {
         enforced_at: format_ts(now),
         as_of: format_ts(as_of),
@@ -190,5 +197,6 @@ pub fn enforce(
         total_purged,
         tenants: total,
         event_seq: Some(event_seq),
+        storage_reclaimed,
     })
 }

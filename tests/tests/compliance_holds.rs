@@ -73,6 +73,10 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     assert_eq!(d["total_items"], json!(44));
     assert_eq!(wrapped_deks(&s, "doomed").len(), 1, "a dry run destroys nothing");
 
+    // Another connection stays open (as a server's would), so the WAL outlives the command
+    // and must have been truncated by the deletion itself.
+    let holder = db(&s);
+    let _: i64 = holder.query_row("SELECT count(*) FROM deks", [], |r| r.get(0)).unwrap_or(0);
     let r = s.run(&["--json", "compliance", "delete", "--tenant", "doomed"]);
     r.expect(0);
     let v = r.json();
@@ -86,12 +90,15 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     assert_eq!(v["total_items"], json!(44));
 
     // Nothing of the tenant's keys or plaintext in the files.
-    for (path, bytes) in raw_files(&s) {
+    let files = raw_files(&s);
+    assert!(files.iter().any(|(p, _)| p.ends_with("-wal")), "the WAL exists while another connection is open");
+    for (path, bytes) in files {
         assert!(!contains(&bytes, MARKER.as_bytes()), "{path} holds the plaintext marker");
         for w in &deks {
             assert!(!contains(&bytes, w), "{path} still holds a wrapped DEK of the deleted tenant");
         }
     }
+    drop(holder);
     assert!(wrapped_deks(&s, "doomed").is_empty());
     let c = db(&s);
     let live: i64 = c.query_row("SELECT count(*) FROM events WHERE tenant = 'doomed' AND body IS NOT NULL", [], |r| r.get(0)).unwrap_or(-1);
