@@ -239,15 +239,15 @@ pub trait Tx {
     fn delete_snapshots(&mut self, tenant: &str) -> Result<u64, LogError>;
     /// Same as [`Backend::count_live`], inside the transaction.
     fn count_live(&mut self, tenant: &str, category: Option<custos_domain::Category>, before: Option<Timestamp>) -> Result<u64, LogError>;
-    /// Drops every remaining body of `tenant` (optionally only of `category` and with
-    /// `occurred_at < before`), marking `purged_by`; returns how many changed.
-    fn purge_matching(
+    /// Retention in one pass over a tenant: counts (`purged_by` None) or drops (Some) the
+    /// remaining bodies whose `occurred_at` is before the cutoff of their category
+    /// (categories not listed are untouched). Returns the count per category.
+    fn purge_before_cutoffs(
         &mut self,
         tenant: &str,
-        category: Option<custos_domain::Category>,
-        before: Option<Timestamp>,
-        purged_by: u64,
-    ) -> Result<u64, LogError>;
+        cutoffs: &[(custos_domain::Category, Timestamp)],
+        purged_by: Option<u64>,
+    ) -> Result<Vec<(custos_domain::Category, u64)>, LogError>;
     /// Drops the bodies of records, marking who purged them; returns how many changed.
     fn purge_bodies(&mut self, seqs: &[u64], purged_by: u64) -> Result<u64, LogError>;
     /// Replaces a body (re-encryption). The hashed header is untouched.

@@ -54,3 +54,41 @@ pub fn raw_scan(path: &Path) -> Result<(u64, f64), LogError> {
     std::hint::black_box(sum);
     Ok((n, t0.elapsed().as_secs_f64()))
 }
+
+/// Drops every other body of the raw table (what a retention run purging half does) in
+/// one transaction with `secure_delete=ON`. Returns (rows changed, seconds).
+pub fn raw_purge_half(path: &Path) -> Result<(u64, f64), LogError> {
+    let mut c = Connection::open(path)?;
+    c.execute_batch("PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;")?;
+    let t0 = Instant::now();
+    let tx = c.transaction()?;
+    let n = tx.execute("UPDATE raw SET body = NULL, nonce = NULL, purged_by = 1 WHERE body IS NOT NULL AND occurred_at % 2 = 0", [])?;
+    tx.commit()?;
+    Ok((n as u64, t0.elapsed().as_secs_f64()))
+}
+
+/// Drops every remaining body of one tenant of the raw table, then truncates the WAL
+/// (what a deletion does minus keys and events). Returns (rows changed, seconds).
+pub fn raw_purge_tenant(path: &Path, tenant: &str) -> Result<(u64, f64), LogError> {
+    let mut c = Connection::open(path)?;
+    c.execute_batch("PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;")?;
+    let t0 = Instant::now();
+    let tx = c.transaction()?;
+    let n = tx.execute("UPDATE raw SET body = NULL, nonce = NULL, purged_by = 1 WHERE tenant = ?1 AND body IS NOT NULL", [tenant])?;
+    tx.commit()?;
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok((n as u64, t0.elapsed().as_secs_f64()))
+}
+
+/// Copies a database with the online backup API (no compression). Returns (bytes, seconds).
+pub fn raw_backup(src: &Path, dest: &Path) -> Result<(u64, f64), LogError> {
+    let c = Connection::open(src)?;
+    let mut d = Connection::open(dest)?;
+    let t0 = Instant::now();
+    {
+        let b = rusqlite::backup::Backup::new(&c, &mut d)?;
+        while b.step(-1)? != rusqlite::backup::StepResult::Done {}
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Ok((std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0), secs))
+}

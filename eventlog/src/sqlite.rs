@@ -650,21 +650,42 @@ impl Tx for SqliteTx<'_> {
         count_live_in(&self.tx, tenant, category, before)
     }
 
-    fn purge_matching(
+    fn purge_before_cutoffs(
         &mut self,
         tenant: &str,
-        category: Option<Category>,
-        before: Option<Timestamp>,
-        purged_by: u64,
-    ) -> Result<u64, LogError> {
-        let n = self
-            .tx
-            .prepare_cached(
-                "UPDATE events SET body = NULL, nonce = NULL, purged_by = ?4 WHERE tenant = ?1 AND body IS NOT NULL
-                 AND (?2 IS NULL OR category = ?2) AND (?3 IS NULL OR occurred_at < ?3)",
-            )?
-            .execute(params![tenant, category.map(|c| i64::from(c.code())), before, purged_by as i64])?;
-        Ok(n as u64)
+        cutoffs: &[(Category, Timestamp)],
+        purged_by: Option<u64>,
+    ) -> Result<Vec<(Category, u64)>, LogError> {
+        let mut out: Vec<(Category, u64)> = cutoffs.iter().map(|(c, _)| (*c, 0)).collect();
+        if cutoffs.is_empty() {
+            return Ok(out);
+        }
+        // One pass over the tenant (its index), each row compared with its category's cutoff.
+        let mut case = String::from("CASE category");
+        for (i, _) in cutoffs.iter().enumerate() {
+            case.push_str(&format!(" WHEN ?{} THEN ?{}", 3 + 2 * i, 4 + 2 * i));
+        }
+        case.push_str(" ELSE -9223372036854775808 END");
+        let mut args: Vec<rusqlite::types::Value> = vec![tenant.to_string().into(), purged_by.map(|p| p as i64).into()];
+        for (c, t) in cutoffs {
+            args.push(i64::from(c.code()).into());
+            args.push((*t).into());
+        }
+        let sql = match purged_by {
+            Some(_) => format!(
+                "UPDATE events SET body = NULL, nonce = NULL, purged_by = ?2 WHERE tenant = ?1 AND body IS NOT NULL AND occurred_at < {case} RETURNING category"
+            ),
+            None => format!("SELECT category FROM events WHERE tenant = ?1 AND ?2 IS NULL AND body IS NOT NULL AND occurred_at < {case}"),
+        };
+        let mut st = self.tx.prepare_cached(&sql)?;
+        let mut rows = st.query(rusqlite::params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            let code: i64 = r.get(0)?;
+            if let Some(slot) = out.iter_mut().find(|(c, _)| i64::from(c.code()) == code) {
+                slot.1 += 1;
+            }
+        }
+        Ok(out)
     }
 
     fn purge_bodies(&mut self, seqs: &[u64], purged_by: u64) -> Result<u64, LogError> {

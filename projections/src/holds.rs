@@ -107,3 +107,57 @@ impl Projection for HoldsView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custos_domain::{Category, TenantId};
+    use custos_eventlog::record::Header;
+    use serde_json::json;
+
+    fn ev(seq: u64, tenant: TenantId, kind: &str, data: serde_json::Value) -> Event {
+        Event {
+            header: Header {
+                global_seq: seq,
+                tenant,
+                tenant_seq: seq,
+                category: Category::Governance,
+                kind: kind.into(),
+                occurred_at: 10,
+                recorded_at: 10,
+                label: None,
+                commitment: [0; 32],
+            },
+            actor: Some("alice".into()),
+            data: Some(data),
+            salt: None,
+            purged_by: None,
+        }
+    }
+
+    #[test]
+    fn fold_apply_release_and_ignore_foreign_streams() {
+        let sys = TenantId::system;
+        let mut v = HoldsView::default();
+        v.apply(&ev(1, sys(), "hold_applied", json!({"hold_id": "A", "tenant": "acme", "reason": "r"})));
+        v.apply(&ev(2, sys(), "hold_applied", json!({"hold_id": "B", "tenant": "globex", "reason": "r"})));
+        // The same kind in a tenant stream is not a hold (and could not be ingested anyway).
+        v.apply(&ev(
+            3,
+            TenantId::parse("acme").unwrap_or_else(|_| sys()),
+            "hold_applied",
+            json!({"hold_id": "C", "tenant": "acme", "reason": "r"}),
+        ));
+        assert_eq!(v.active.len(), 2);
+        assert_eq!(v.active["A"].applied_by, "alice");
+        // A release naming another tenant's hold leaves it alone.
+        v.apply(&ev(4, sys(), "hold_released", json!({"tenant": "acme", "hold_ids": ["A", "B"]})));
+        assert!(!v.is_held("acme"));
+        assert!(v.is_held("globex"));
+        // Purged or undecryptable bodies are ignored, never a panic.
+        let mut e = ev(5, sys(), "hold_released", json!({}));
+        e.data = None;
+        v.apply(&e);
+        assert_eq!(v.active.len(), 1);
+    }
+}

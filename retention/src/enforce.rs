@@ -34,6 +34,9 @@ pub struct RetentionReport {
     /// Global seq of the `retention_enforced` event (live runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_seq: Option<u64>,
+    /// False when a concurrent reader kept purged ciphertext from leaving the WAL (it
+    /// goes at the next checkpoint); true otherwise and for dry runs.
+    pub storage_reclaimed: bool,
 }
 
 struct Plan {
@@ -133,6 +136,7 @@ pub fn enforce(
             total_purged,
             tenants: total,
             event_seq: None,
+            storage_reclaimed: true,
         });
     }
 
@@ -145,15 +149,14 @@ pub fn enforce(
     let event_seq = a.head().size + 1;
     for (i, t) in plan.tenants.iter().enumerate() {
         let is_held = holds.is_held(t);
-        for c in Category::ALL {
-            let cutoff = plan.cutoff(t, c);
+        let cutoffs: Vec<(Category, Timestamp)> = Category::ALL.iter().map(|&c| (c, plan.cutoff(t, c))).collect();
+        // A held tenant is only counted (reported under `held`), never purged.
+        let per_cat = a.tx().purge_before_cutoffs(t, &cutoffs, (!is_held).then_some(event_seq))?;
+        for (c, n) in per_cat {
             if is_held {
-                let n = a.tx().count_live(t, Some(c), Some(cutoff))?;
-                if n > 0 {
-                    *held.entry(t.clone()).or_default() += n;
-                }
+                *held.entry(t.clone()).or_default() += n;
             } else {
-                *counts.entry(c.as_str().into()).or_default() += a.tx().purge_matching(t, Some(c), Some(cutoff), event_seq)?;
+                *counts.entry(c.as_str().into()).or_default() += n;
             }
         }
         if is_held {
@@ -182,6 +185,9 @@ pub fn enforce(
         return Err(RetentionError::Conflict("the retention event did not get the sequence number its purge names".into()));
     }
     a.commit()?;
+    // The tenants' DEKs still exist, so purged ciphertext must not linger in old WAL frames
+    // (the database file itself is covered by `secure_delete`).
+    let storage_reclaimed = if total_purged > 0 { log.backend().reclaim()? } else { true };
     Ok(RetentionReport {
         enforced_at: format_ts(now),
         as_of: format_ts(as_of),
@@ -191,5 +197,6 @@ pub fn enforce(
         total_purged,
         tenants: total,
         event_seq: Some(event_seq),
+        storage_reclaimed,
     })
 }

@@ -50,6 +50,16 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     seed(&s);
     let deks = wrapped_deks(&s, "doomed");
     assert_eq!(deks.len(), 1, "doomed has one DEK before deletion");
+    // A projection snapshot of the tenant (as budgets/checkpoints will write): its bytes must go too.
+    // Its body carries the marker in the clear so the raw-bytes check below can see any leftover.
+    {
+        let c = rusqlite::Connection::open(&s.db).unwrap_or_else(|e| panic!("{e}"));
+        c.execute(
+            "INSERT INTO snapshots (tenant, name, covers_seq, dek_version, nonce, body) VALUES ('doomed', 'budget', 1, 1, zeroblob(12), ?1)",
+            [format!("{MARKER}-snapshot").into_bytes()],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
 
     let dry = s.run(&["--json", "compliance", "delete", "--tenant", "doomed", "--dry-run"]);
     dry.expect(0);
@@ -59,9 +69,14 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     assert_eq!(d["counts"]["dlq"], json!(1));
     assert_eq!(d["counts"]["costs"], json!(1));
     assert_eq!(d["counts"]["keys"], json!(1));
-    assert_eq!(d["total_items"], json!(43));
+    assert_eq!(d["counts"]["snapshots"], json!(1));
+    assert_eq!(d["total_items"], json!(44));
     assert_eq!(wrapped_deks(&s, "doomed").len(), 1, "a dry run destroys nothing");
 
+    // Another connection stays open (as a server's would), so the WAL outlives the command
+    // and must have been truncated by the deletion itself.
+    let holder = db(&s);
+    let _: i64 = holder.query_row("SELECT count(*) FROM deks", [], |r| r.get(0)).unwrap_or(0);
     let r = s.run(&["--json", "compliance", "delete", "--tenant", "doomed"]);
     r.expect(0);
     let v = r.json();
@@ -72,15 +87,18 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
         assert!(v["counts"][k].is_u64(), "counts.{k} missing: {v}");
     }
     assert_eq!(v["counts"], d["counts"], "the live run destroys what the dry run announced");
-    assert_eq!(v["total_items"], json!(43));
+    assert_eq!(v["total_items"], json!(44));
 
     // Nothing of the tenant's keys or plaintext in the files.
-    for (path, bytes) in raw_files(&s) {
+    let files = raw_files(&s);
+    assert!(files.iter().any(|(p, _)| p.ends_with("-wal")), "the WAL exists while another connection is open");
+    for (path, bytes) in files {
         assert!(!contains(&bytes, MARKER.as_bytes()), "{path} holds the plaintext marker");
         for w in &deks {
             assert!(!contains(&bytes, w), "{path} still holds a wrapped DEK of the deleted tenant");
         }
     }
+    drop(holder);
     assert!(wrapped_deks(&s, "doomed").is_empty());
     let c = db(&s);
     let live: i64 = c.query_row("SELECT count(*) FROM events WHERE tenant = 'doomed' AND body IS NOT NULL", [], |r| r.get(0)).unwrap_or(-1);
@@ -88,6 +106,8 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     let deleted_at: Option<i64> =
         c.query_row("SELECT deleted_at FROM tenant_heads WHERE tenant = 'doomed'", [], |r| r.get(0)).unwrap_or(None);
     assert!(deleted_at.is_some());
+    let snaps: i64 = c.query_row("SELECT count(*) FROM snapshots WHERE tenant = 'doomed'", [], |r| r.get(0)).unwrap_or(-1);
+    assert_eq!(snaps, 0);
     drop(c);
 
     // No decryption possible even with the root key: every record comes back without data.
@@ -108,7 +128,7 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["data"]["tenant"], json!("doomed"));
     assert_eq!(ev[0]["actor"], json!("admin"));
-    assert_eq!(ev[0]["data"]["total_items"], json!(43));
+    assert_eq!(ev[0]["data"]["total_items"], json!(44));
 
     // Re-running succeeds with zero counts and records nothing new.
     let n = s.event_count();
@@ -243,4 +263,25 @@ fn hold_commands_contract_and_bad_input() {
     rb.expect(0);
     assert_eq!(rb.json()["holds"], json!(1));
     assert_eq!(rb.json()["repaired"], json!(false));
+}
+
+#[test]
+fn quickstart_tours_hold_blocked_deletion_retention_and_erasure() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let qs = dir.path().join("qs");
+    let out = custos_tests::custos().arg("quickstart").arg("--dir").arg(&qs).output().unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for want in ["hold CASE-QS-1 applied", "-> exit 3", "released CASE-QS-1", "retention_enforced as of", "tenant_deleted:", "verify: OK"] {
+        assert!(text.contains(want), "quickstart output lacks {want:?}:\n{text}");
+    }
+    let c = rusqlite::Connection::open(qs.join("custos.db")).unwrap_or_else(|e| panic!("{e}"));
+    let n: i64 = c
+        .query_row(
+            "SELECT count(*) FROM events WHERE tenant='_system' AND kind IN ('deletion_blocked','tenant_deleted','retention_enforced')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    assert_eq!(n, 3);
 }

@@ -65,6 +65,9 @@ fn windows_are_exact_overrides_win_and_runs_are_idempotent() {
     s.run(&["retention", "policy", "set", "--category", "runs", "--days", "10", "--tenant", "beta"]).expect(0);
     s.run(&["retention", "policy", "set", "--category", "costs", "--days", "160"]).expect(0);
 
+    let doomed_ct: Vec<u8> = db(&s)
+        .query_row("SELECT body FROM events WHERE tenant='alpha' AND kind='dlq_outside'", [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{e}"));
     let n = s.event_count();
     let dry = s.run(&["--json", "retention", "run", "--dry-run", "--as-of", AS_OF]);
     dry.expect(0);
@@ -72,6 +75,9 @@ fn windows_are_exact_overrides_win_and_runs_are_idempotent() {
     assert_eq!(s.event_count(), n, "a dry run records nothing");
     assert!(purged_of(&s, "alpha").is_empty(), "a dry run purges nothing");
 
+    // Another connection stays open (as a server's would), so the WAL outlives the command.
+    let holder = db(&s);
+    let _: i64 = holder.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap_or(0);
     let live = s.run(&["--json", "retention", "run", "--as-of", AS_OF]);
     live.expect(0);
     let r = live.json();
@@ -86,6 +92,13 @@ fn windows_are_exact_overrides_win_and_runs_are_idempotent() {
     assert_eq!(r["total_purged"], json!(10));
     assert_eq!(r["held"], json!({}));
     let seq = r["event_seq"].as_i64().unwrap_or(-1);
+    assert_eq!(r["storage_reclaimed"], json!(true));
+    // The tenant's DEK survives retention, so the purged ciphertext must be gone from the files.
+    for suffix in ["", "-wal"] {
+        let raw = std::fs::read(format!("{}{suffix}", s.db.display())).unwrap_or_default();
+        assert!(!raw.windows(32).any(|w| w == &doomed_ct[..32]), "purged ciphertext left in store{suffix}");
+    }
+    drop(holder);
 
     let kinds = |t| purged_of(&s, t).into_iter().map(|(k, by)| (k, by == seq)).collect::<Vec<_>>();
     let yes = |k: &str| (k.to_string(), true);

@@ -4,6 +4,7 @@ mod admin;
 pub(crate) mod approvals;
 mod bench;
 pub(crate) mod budgets;
+mod bench_retention;
 pub mod holds;
 mod keys_lifecycle;
 mod log;
