@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod bench_keys;
 mod keys_lifecycle;
 mod log;
 mod quickstart;
