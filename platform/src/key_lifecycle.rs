@@ -361,6 +361,8 @@ impl Platform {
         for t in tenants {
             out.push(self.reencrypt_one(p, &t, unfinished.get(&t).copied(), opts, progress)?);
         }
+        // Destroyed DEK rows leave the WAL once, after every tenant is done.
+        self.log.backend().scrub_destroyed()?;
         Ok(out)
     }
 
@@ -426,7 +428,6 @@ impl Platform {
         a.push(&[system_event("tenant_reencrypted", data, &p.name)])?;
         a.commit()?;
         self.log.keys()?.forget_tenant(tenant);
-        self.log.backend().scrub_destroyed()?;
         Ok(res)
     }
 
