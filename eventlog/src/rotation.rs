@@ -283,4 +283,35 @@ mod tests {
         assert!(rep.ok);
         Ok(())
     }
+
+    #[test]
+    fn root_rewrap_switches_keys_and_unlock_tells_wrong_root_from_altered_row() -> Result<(), Box<dyn std::error::Error>> {
+        let (d, mut log, old_root) = store()?;
+        log.append(&[ev("acme", 1)?])?;
+        let new_root = RootKey::create(&d.path().join("k2"))?;
+        let mut a = log.appender()?;
+        let rw = EventLog::rewrap_under_root(&mut a, &new_root)?;
+        a.commit()?;
+        assert_eq!(rw, RootRewrap { keks: vec!["key-001".into()], signing_key: true });
+        let path = d.path().join("s.db");
+        let path = path.to_str().ok_or("path")?;
+        let mut reopened = EventLog::open(path)?;
+        let err = reopened.unlock(&old_root).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("does not open this store"), "{err}");
+        reopened.unlock(&new_root)?;
+        let rep = reopened.verify(&crate::VerifyOptions { with_keys: true, expect: vec![] }, &mut |_| {})?;
+        assert!(rep.ok);
+        // Flip one byte of the wrapped KEK: the signing key still opens, so the row was altered.
+        let mut row = reopened.backend().keks()?.remove(0);
+        let mut w = row.wrapped.take().ok_or("wrapped")?;
+        w[20] ^= 1;
+        row.wrapped = Some(w);
+        let mut tx = reopened.parts_mut()?.0.begin()?;
+        tx.put_kek(&row)?;
+        tx.commit()?;
+        let mut again = EventLog::open(path)?;
+        let err = again.unlock(&new_root).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("key-001") && err.contains("altered"), "{err}");
+        Ok(())
+    }
 }

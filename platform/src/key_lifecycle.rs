@@ -361,6 +361,8 @@ impl Platform {
         for t in tenants {
             out.push(self.reencrypt_one(p, &t, unfinished.get(&t).copied(), opts, progress)?);
         }
+        // Destroyed DEK rows leave the WAL once, after every tenant is done.
+        self.log.backend().reclaim()?;
         Ok(out)
     }
 
@@ -426,7 +428,6 @@ impl Platform {
         a.push(&[system_event("tenant_reencrypted", data, &p.name)])?;
         a.commit()?;
         self.log.keys()?.forget_tenant(tenant);
-        self.log.backend().reclaim()?;
         Ok(res)
     }
 
@@ -488,5 +489,50 @@ impl Platform {
         self.log.parts_mut()?.1.set_root(&new_root);
         let scrubbed = self.log.backend().reclaim()?;
         Ok(RootRotation { new_root_key_file: shown, keks: rw.keks, signing_key: rw.signing_key, wal_scrubbed: scrubbed })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custos_eventlog::EventLog;
+
+    type R = Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn reencrypt_drops_snapshots_sealed_with_old_deks_and_policy_is_validated() -> R {
+        let d = tempfile::tempdir()?;
+        let store = d.path().join("s.db");
+        let store_s = store.to_str().ok_or("path")?;
+        let key = d.path().join("k");
+        let (mut p, init) = Platform::init(store_s, &key, "admin")?;
+        let admin = p.authenticate(Some(&init.admin.token), "test")?;
+        let line = r#"{"tenant":"acme","category":"runs","kind":"run_started","data":{"run_id":"r1"}}"#;
+        p.ingest(&admin, &mut line.as_bytes(), &crate::IngestOptions::default(), &mut |_| {})?;
+
+        // A snapshot sealed with acme's DEK v1, written through a second handle on the store.
+        let root = RootKey::load(&key)?;
+        let mut keys_log = EventLog::open(store_s)?;
+        keys_log.unlock(&root)?;
+        let mut tx_log = EventLog::open(store_s)?;
+        tx_log.unlock(&root)?;
+        {
+            let (backend, _) = tx_log.parts_mut()?;
+            let mut tx = backend.begin()?;
+            custos_projections::snapshot::save(&keys_log, tx.as_mut(), "acme", "budget", 1, &json!({"spent": 5}))?;
+            tx.commit()?;
+        }
+        assert!(custos_projections::snapshot::load::<Value>(p.log(), "acme", "budget")?.is_some());
+
+        let res = p.keys_reencrypt(&admin, Some("acme"), LifecycleOpts::default(), &mut |_, _, _| {})?;
+        assert_eq!(res[0].snapshots_dropped, 1);
+        assert_eq!(res[0].destroyed_versions, vec![1]);
+        assert!(p.log().backend().snapshot("acme", "budget")?.is_none());
+
+        assert!(matches!(p.keys_policy_set(&admin, 0), Err(PlatformError::Input(_))));
+        assert_eq!(p.keys_policy()?.rotation_days, DEFAULT_ROTATION_DAYS);
+        assert_eq!(p.keys_policy_set(&admin, 30)?.rotation_days, 30);
+        assert!(!p.keys_status()?.rotation_overdue);
+        Ok(())
     }
 }

@@ -38,6 +38,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         "core" => core(ctx, a),
         "budgets" => super::budgets::bench(ctx, a),
         "retention" => super::bench_retention::run(ctx, a),
+        "keys" => super::bench_keys::run(ctx, a),
         other => Err(custos_platform::PlatformError::Input(format!("unknown bench suite {other:?}; available: {SUITES}")).into()),
     }
 }

@@ -48,12 +48,16 @@ pub fn run(ctx: &Ctx, c: KeysCmd) -> anyhow::Result<()> {
         }
         KeysCmd::Rewrap => {
             let (mut p, who) = ctx.authorized("keys rewrap", None)?;
-            let pb = ctx.out.progress(None, "rewrap");
+            // The bar is made at the first report, when the number of DEKs to move is known.
+            let mut pb: Option<indicatif::ProgressBar> = None;
             let r = p.keys_rewrap(&who, LifecycleOpts::from_env(), &mut |done, total| {
-                pb.set_length(total);
-                pb.set_position(done);
+                let b = pb.get_or_insert_with(|| ctx.out.progress(Some(total), "rewrap"));
+                b.set_length(total);
+                b.set_position(done);
             })?;
-            pb.finish_and_clear();
+            if let Some(b) = pb {
+                b.finish_and_clear();
+            }
             ctx.out.emit(&r, || {
                 format!(
                     "rewrapped {} DEK(s) under {} ({} already current, {} in total, {} transaction(s))\n",
@@ -77,13 +81,21 @@ pub fn run(ctx: &Ctx, c: KeysCmd) -> anyhow::Result<()> {
         }
         KeysCmd::Reencrypt(a) => {
             let (mut p, who) = ctx.authorized("keys reencrypt", a.tenant.as_deref())?;
-            let pb = ctx.out.progress(None, "reencrypt");
+            // One bar per tenant, made when its body count is known (done == 0).
+            let mut pb: Option<indicatif::ProgressBar> = None;
             let res = p.keys_reencrypt(&who, a.tenant.as_deref(), LifecycleOpts::from_env(), &mut |t, done, total| {
-                pb.set_prefix(format!("reencrypt {t}"));
-                pb.set_length(total);
-                pb.set_position(done);
+                if done == 0 {
+                    if let Some(old) = pb.take() {
+                        old.finish_and_clear();
+                    }
+                }
+                let b = pb.get_or_insert_with(|| ctx.out.progress(Some(total), &format!("reencrypt {t}")));
+                b.set_length(total);
+                b.set_position(done);
             })?;
-            pb.finish_and_clear();
+            if let Some(b) = pb {
+                b.finish_and_clear();
+            }
             let total: u64 = res.iter().map(|r| r.reencrypted).sum();
             let secs: f64 = res.iter().map(|r| r.seconds).sum();
             let eps = if secs > 0.0 { total as f64 / secs } else { 0.0 };

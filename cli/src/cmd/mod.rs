@@ -3,8 +3,9 @@
 mod admin;
 pub(crate) mod approvals;
 mod bench;
-pub(crate) mod budgets;
+mod bench_keys;
 mod bench_retention;
+pub(crate) mod budgets;
 pub mod holds;
 mod keys_lifecycle;
 mod log;
