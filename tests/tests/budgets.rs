@@ -297,3 +297,25 @@ fn a_read_after_a_long_ingest_rewrites_the_snapshot_so_reads_stay_bounded() -> T
     assert_eq!(covers(&s)?, 301, "a read that folded more than 256 events refreshed the snapshot");
     Ok(())
 }
+
+#[test]
+fn quickstart_shows_a_throttle_a_deny_checkpoints_and_the_report() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let qs = dir.path().join("qs");
+    let out = custos_tests::custos().args(["quickstart", "--dir"]).arg(&qs).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for needle in [
+        "→ throttle",
+        "→ deny",
+        "budget exceeded",
+        "approved weekly-report",
+        "conflict",
+        "1 expired",
+        "stale-request   expired",
+        "cost report",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    Ok(())
+}
