@@ -13,7 +13,6 @@ use custos_domain::checkpoint::{
     decide, decide_create, Checkpoint, CheckpointCreated, CheckpointError, Command, Status, DEFAULT_EXPIRY_SECS,
 };
 use custos_domain::{format_ts, now_micros, Category, Role, TenantId, Timestamp, SYSTEM_TENANT};
-use custos_projections::budgets::BudgetConfigView;
 use custos_projections::checkpoints::{CheckpointDirectory, CheckpointsView};
 use custos_projections::snapshot::{self, load_folded_in, Folded};
 use serde::Serialize;
@@ -169,9 +168,11 @@ impl Platform {
             Some(i) => i,
             None => new_id()?,
         };
+        // The default expiry is read before the lock: a concurrent config change may apply
+        // to this checkpoint or not, either order is correct.
+        let cfg = self.config()?;
         let mut a = self.log.appender()?;
         let (_, mut dir) = directory_in(&mut a)?;
-        let cfg = load_folded_in::<BudgetConfigView>(&mut a, SYSTEM_TENANT)?.state;
         let secs = n.expires_in_secs.or(cfg.default_expiry_secs).unwrap_or(DEFAULT_EXPIRY_SECS);
         let now = now_micros();
         let expires = now.saturating_add(secs.saturating_mul(1_000_000));

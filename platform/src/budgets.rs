@@ -218,6 +218,8 @@ impl Platform {
         let ev = BudgetSet { scope, tenant, limits };
         let data = serde_json::to_value(&ev).map_err(|e| PlatformError::Input(e.to_string()))?;
         let now = now_micros();
+        // Refreshes a long `_system` tail outside the lock, so the fold under it stays short.
+        self.config()?;
         let mut a = self.log.appender()?;
         if scope == BudgetScope::Tenant {
             let mut l = load_folded_in::<SpendView>(&mut a, &stream)?;
@@ -235,6 +237,7 @@ impl Platform {
     pub fn budget_thresholds(&mut self, who: &Principal, t: Thresholds) -> Result<Thresholds, PlatformError> {
         let t = t.validate()?;
         let data = serde_json::to_value(t).map_err(|e| PlatformError::Input(e.to_string()))?;
+        self.config()?;
         let mut a = self.log.appender()?;
         self_config_append(&mut a, "budget_thresholds_set", now_micros(), &data, &who.name)?;
         a.commit()?;
@@ -247,6 +250,7 @@ impl Platform {
             return Err(PlatformError::Input("--default-expiry must be positive, e.g. 72h".into()));
         }
         let data = json!({ "default_expiry_secs": default_expiry_secs });
+        self.config()?;
         let mut a = self.log.appender()?;
         self_config_append(&mut a, "approvals_config_set", now_micros(), &data, &who.name)?;
         a.commit()?;

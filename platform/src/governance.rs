@@ -88,7 +88,11 @@ impl Platform {
     pub(crate) fn view<T: Folded>(&mut self, tenant: &str) -> Result<T, PlatformError> {
         let l = load_folded::<T>(&self.log, tenant)?;
         if l.tail > REFRESH_TAIL {
-            self.refresh::<T>(tenant)?;
+            // A cache write: if it cannot happen now (read-only file, lock contention), the
+            // answer is still exact and the next read tries again.
+            if let Err(e) = self.refresh::<T>(tenant) {
+                tracing::warn!("could not refresh the {} snapshot of {tenant}: {e}", T::NAME);
+            }
         }
         Ok(l.state)
     }

@@ -50,6 +50,7 @@ impl Projection for CheckpointsView {
 
 impl Folded for CheckpointsView {
     const NAME: &'static str = "checkpoints";
+    const CATEGORY: Option<Category> = Some(Category::Approvals);
 }
 
 /// Which tenant holds each checkpoint id.

@@ -84,6 +84,9 @@ pub fn load_in<T: DeserializeOwned>(a: &mut Appender<'_>, tenant: &str, name: &s
 pub trait Folded: crate::Projection + Default + Serialize + DeserializeOwned {
     /// Snapshot name.
     const NAME: &'static str;
+    /// The only category the fold reads, if any: tail reads then skip (without
+    /// decrypting) the tenant's other events.
+    const CATEGORY: Option<custos_domain::Category> = None;
 }
 
 /// State read as snapshot + tail: the state, the tenant_seq it covers, how many tail events were folded.
@@ -102,7 +105,7 @@ pub struct Loaded<T> {
 pub fn load_folded<T: Folded>(log: &EventLog, tenant: &str) -> Result<Loaded<T>, LogError> {
     let (covers, state) = load::<T>(log, tenant, T::NAME)?.unwrap_or_default();
     let mut l = Loaded { state, covers, tail: 0 };
-    let q = Query { tenant: Some(tenant.to_string()), after_tenant_seq: Some(covers), ..Default::default() };
+    let q = Query { tenant: Some(tenant.to_string()), after_tenant_seq: Some(covers), category: T::CATEGORY, ..Default::default() };
     log.read(&q, &mut |e| {
         l.covers = e.header.tenant_seq;
         l.tail += 1;
@@ -112,16 +115,22 @@ pub fn load_folded<T: Folded>(log: &EventLog, tenant: &str) -> Result<Loaded<T>,
     Ok(l)
 }
 
-/// [`load_folded`] inside an open [`Appender`]: the state cannot change before commit.
+/// [`load_folded`] inside an open [`Appender`]: the state cannot change before commit, and
+/// `covers` is the tenant's head (call it before pushing to that tenant in the transaction).
 pub fn load_folded_in<T: Folded>(a: &mut Appender<'_>, tenant: &str) -> Result<Loaded<T>, LogError> {
     let (covers, state) = load_in::<T>(a, tenant, T::NAME)?.unwrap_or_default();
     let mut l = Loaded { state, covers, tail: 0 };
-    let q = Query { tenant: Some(tenant.to_string()), after_tenant_seq: Some(covers), ..Default::default() };
+    let q = Query { tenant: Some(tenant.to_string()), after_tenant_seq: Some(covers), category: T::CATEGORY, ..Default::default() };
     a.read(&q, &mut |e| {
         l.covers = e.header.tenant_seq;
         l.tail += 1;
         l.state.apply(&e);
         Ok(true)
     })?;
+    // Under the write lock the state covers everything up to the tenant's head, including
+    // events of other categories that a filtered fold skipped.
+    if let Some(h) = a.tx().tenant_head(tenant)? {
+        l.covers = l.covers.max(h.last_seq);
+    }
     Ok(l)
 }

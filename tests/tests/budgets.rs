@@ -278,3 +278,44 @@ fn snapshots_are_encrypted_and_rebuild_reports_no_drift() -> TestResult {
     assert_eq!(show["tenants"][0]["daily_budget_usd_micros"], 5_000_000);
     Ok(())
 }
+
+#[test]
+fn a_read_after_a_long_ingest_rewrites_the_snapshot_so_reads_stay_bounded() -> TestResult {
+    let s = Store::new();
+    s.run(&["cost", "record", "--tenant", "acme", "--run", "r0", "--provider", "p", "--model", "m", "--usd", "0.5"]).expect(0);
+    let covers = |s: &Store| -> Result<i64, rusqlite::Error> {
+        let db = rusqlite::Connection::open(&s.db)?;
+        db.query_row("SELECT covers_seq FROM snapshots WHERE tenant = 'acme' AND name = 'budgets'", [], |r| r.get(0))
+    };
+    assert_eq!(covers(&s)?, 1, "cost record writes the snapshot in its transaction");
+    let now = now_micros();
+    let lines: Vec<String> = (0..300).map(|i| cost("acme", now - i, "openai", "gpt", 1)).collect();
+    s.ingest(&lines.join("\n"));
+    assert_eq!(covers(&s)?, 1, "ingest does not touch snapshots");
+    let j = s.run(&["--json", "budget", "show", "--tenant", "acme"]).json();
+    assert_eq!(j["tenants"][0]["today_usd_micros"], 500_300);
+    assert_eq!(covers(&s)?, 301, "a read that folded more than 256 events refreshed the snapshot");
+    Ok(())
+}
+
+#[test]
+fn quickstart_shows_a_throttle_a_deny_checkpoints_and_the_report() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let qs = dir.path().join("qs");
+    let out = custos_tests::custos().args(["quickstart", "--dir"]).arg(&qs).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for needle in [
+        "→ throttle",
+        "→ deny",
+        "budget exceeded",
+        "approved weekly-report",
+        "conflict",
+        "1 expired",
+        "stale-request   expired",
+        "cost report",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    Ok(())
+}
