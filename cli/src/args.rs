@@ -67,6 +67,14 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Measure throughput against the machine's physical limits (writes a temp store).
     Bench(BenchArgs),
+    /// Encrypted artifacts with classification labels.
+    #[command(subcommand)]
+    Artifacts(crate::cmd::artifacts::ArtifactsCmd),
+    /// Compliance operations: export bundles and their offline verification.
+    #[command(subcommand)]
+    Compliance(crate::cmd::export::ComplianceCmd),
+    /// Redact PII and secrets in text (FILE or stdin); needs no store.
+    Redact(crate::cmd::redact::RedactArgs),
 }
 
 /// `init`.
@@ -83,6 +91,15 @@ pub struct IngestArgs {
     /// JSONL file, or `-` for stdin.
     #[arg(default_value = "-")]
     pub file: String,
+    /// Redact PII and secrets in the string fields of `data` before events are sealed.
+    #[arg(long)]
+    pub redact: bool,
+    /// Redaction strategy with --redact: label, mask or partial.
+    #[arg(long, requires = "redact")]
+    pub strategy: Option<String>,
+    /// Custom redaction rules file with --redact.
+    #[arg(long, requires = "redact")]
+    pub rules: Option<PathBuf>,
 }
 
 /// `events ...`.

@@ -7,4 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod artifact;
+pub mod bundle;
+pub mod classify;
 pub mod redact;

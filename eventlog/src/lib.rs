@@ -19,7 +19,7 @@ pub mod record;
 pub mod sqlite;
 mod verify;
 
-pub use backend::{Backend, Head, Query, StoredRecord, Tx};
+pub use backend::{ArtifactChunk, ArtifactRow, Backend, Head, Query, StoredRecord, Tx};
 pub use error::LogError;
 pub use log::{
     checkpoint_message, cleared, Appender, Event, EventLog, Pending, Receipt, SignedCheckpoint, VerifyOptions, VerifyReport,

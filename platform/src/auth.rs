@@ -45,6 +45,7 @@ pub fn required_role(action: &str) -> Role {
         | "retention run"
         | "retention policy set"
         | "artifacts label"
+        | "artifacts default-label"
         | "budget set"
         | "backup" => Role::Compliance,
         _ => Role::Admin,

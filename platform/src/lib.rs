@@ -9,8 +9,10 @@
 #![deny(missing_docs)]
 
 mod actors;
+mod artifacts;
 mod auth;
 mod error;
+mod export;
 mod ingest;
 mod keys;
 mod read;
@@ -25,9 +27,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use actors::{ActorInfo, NewActor};
+pub use artifacts::ArtifactInfo;
 pub use auth::{required_role, Principal, SYSTEM_ACTOR};
 pub use error::PlatformError;
-pub use ingest::IngestOptions;
+pub use export::{verify_bundle_path, ExportOptions, ExportResult};
+pub use ingest::{IngestOptions, IngestReport};
 pub use keys::KekInfo;
 pub use read::{parse_expect, EventFilter};
 

@@ -1,9 +1,12 @@
 //! One handler per command: parse → one platform call → print.
 
 mod admin;
+pub mod artifacts;
 mod bench;
+pub mod export;
 mod log;
 mod quickstart;
+pub mod redact;
 
 use std::path::PathBuf;
 
@@ -64,5 +67,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => admin::whoami(&ctx),
         Command::Quickstart(a) => quickstart::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
+        Command::Artifacts(c) => artifacts::run(&ctx, c),
+        Command::Compliance(c) => export::run(&ctx, c),
+        Command::Redact(a) => redact::run(&ctx, a),
     }
 }

@@ -72,6 +72,8 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
         return Err(PlatformError::Integrity(rep.error.unwrap_or_default()).into());
     }
 
+    super::export::quickstart_step(&mut p, &admin, &dir, &say)?;
+
     let env = format!(
         "export CUSTOS_STORE={store}\nexport CUSTOS_ROOT_KEY_FILE={}\nexport CUSTOS_TOKEN_FILE={}",
         key.display(),
