@@ -308,7 +308,7 @@ impl BundleWriter {
         if let Some(f) = self.index.take() {
             self.files.insert(ARTIFACT_INDEX.into(), f.finish().map_err(|e| io(ARTIFACT_INDEX, e))?);
         }
-        for k in ["artifacts", "artifacts_denied", "events_denied"] {
+        for k in ["artifacts", "artifacts_denied", "events_denied", "events_redacted", "events_purged", "events_out_of_range"] {
             self.counts.entry(k.into()).or_default();
         }
         let total_items =
