@@ -432,3 +432,35 @@ fn export_errors_name_the_input() {
     let r = verify(&s.dir.path().join("missing"), &[]);
     r.expect(1);
 }
+
+#[test]
+fn time_range_keeps_the_chain_complete() {
+    let s = Store::new();
+    let lines = [
+        custos_tests::line_at("acme", "runs", "run_note", "2026-01-05T00:00:00Z", json!({"i": 1})),
+        custos_tests::line_at("acme", "runs", "run_note", "2026-02-05T00:00:00Z", json!({"i": 2})),
+        custos_tests::line_at("acme", "runs", "run_note", "2026-03-05T00:00:00Z", json!({"i": 3})),
+    ];
+    s.ingest(&lines.join("\n"));
+    let out = s.dir.path().join("feb");
+    let r = export(
+        &s,
+        &s.admin,
+        &["--tenant", "acme", "--out", out.to_str().unwrap_or_default(), "--since", "2026-02-01", "--until", "2026-03-01"],
+    );
+    r.expect(0);
+    assert_eq!(r.json()["counts"]["runs"], 1);
+    assert_eq!(r.json()["counts"]["events_out_of_range"], 2);
+    let runs = read_jsonl(&out.join("events/runs.jsonl"));
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["data"]["i"], 2);
+    let chain = read_jsonl(&out.join("chain.jsonl"));
+    assert_eq!(
+        chain.iter().map(|c| c["status"].as_str().unwrap_or_default()).collect::<Vec<_>>(),
+        ["out_of_range", "exported", "out_of_range"]
+    );
+    let v = verify(&out, &[]);
+    v.expect(0);
+    assert_eq!(v.json()["out_of_range"], 2);
+    assert_eq!(python_verify(&out, &[], true), 0);
+}

@@ -313,3 +313,71 @@ pub struct Manifest {
     /// Every other file of the bundle.
     pub files: BTreeMap<String, FileEntry>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custos_eventlog::record::{link, GENESIS, TENANT_CHAIN_PREFIX};
+    use serde_json::json;
+
+    /// The worked example of docs/FORMAT.md "Export bundles"; tools/verify_bundle.py computes the same.
+    #[test]
+    fn documented_vectors() {
+        let salt: [u8; 16] = std::array::from_fn(|i| i as u8);
+        let body = custos_crypto::canonical::to_vec(&json!({"actor": "admin", "data": {"usd_micros": 2100, "model": "gpt-4o"}}));
+        assert_eq!(body, br#"{"actor":"admin","data":{"model":"gpt-4o","usd_micros":2100}}"#);
+        let c = custos_crypto::commitment(&salt, &body);
+        assert_eq!(hex::encode(c), "c6557931d510e43404dd8561a73c356e5703092425fbadf4755c7794b0424b30");
+        let lh = LineHeader {
+            global_seq: 1,
+            tenant: "acme".into(),
+            tenant_seq: 1,
+            category: "costs".into(),
+            kind: "cost_recorded".into(),
+            occurred_at: 1_759_492_800_000_000,
+            recorded_at: 1_759_492_800_000_001,
+            label: None,
+            commitment: hex::encode(c),
+        };
+        let h = lh.to_header().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(LineHeader::from_header(&h), lh);
+        let e = h.entry_hash();
+        assert_eq!(hex::encode(e), "9dd0c28c9560b6c7dc2c61678d09b48bbb3d08af620da722b471c507aba1ee57");
+        assert_eq!(
+            hex::encode(link(TENANT_CHAIN_PREFIX, &GENESIS, &e)),
+            "0ce29f394087f9322014b3232119ae8178b4485d7c8322c3beb419f4d099da83"
+        );
+    }
+
+    #[test]
+    fn line_schemas_are_stable() {
+        let cl = ChainLine {
+            header: LineHeader {
+                global_seq: 3,
+                tenant: "acme".into(),
+                tenant_seq: 1,
+                category: "runs".into(),
+                kind: "k".into(),
+                occurred_at: 1,
+                recorded_at: 2,
+                label: Some("Public".into()),
+                commitment: "00".repeat(32),
+            },
+            entry_hash: "11".repeat(32),
+            tenant_chain: "22".repeat(32),
+            status: Status::Redacted,
+            redacted: true,
+            redaction: Some(Redaction::Policy),
+            purged_by: None,
+        };
+        let v = serde_json::to_value(&cl).unwrap_or_default();
+        assert_eq!(v["status"], "redacted");
+        assert_eq!(v["redaction"], "policy");
+        assert_eq!(v["label"], "Public");
+        assert!(v.get("purged_by").is_none());
+        assert_eq!(serde_json::from_value::<ChainLine>(v).ok(), Some(cl));
+        assert_eq!(count_key(Category::Artifacts), "artifact_events");
+        assert_eq!(count_key_category("runs"), Some(Category::Runs));
+        assert_eq!(count_key_category("artifacts"), None);
+    }
+}
