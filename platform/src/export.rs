@@ -134,6 +134,10 @@ impl Platform {
         let total = th.last_seq;
         let in_range = |t: Timestamp| o.since.is_none_or(|s| t >= s) && o.until.is_none_or(|u| t < u);
         let log = &self.log;
+        // The export re-derives the tenant chain as it streams: a bundle of a log that does not
+        // verify is refused (exit 5) rather than handed to an auditor to discover.
+        let mut chain = custos_eventlog::record::GENESIS;
+        let mut expect_seq = 1u64;
         log.backend().scan(&Query { tenant: Some(o.tenant.clone()), ..Default::default() }, &mut |rec| {
             if rec.header.global_seq > head.size {
                 return Ok(false);
@@ -141,6 +145,14 @@ impl Platform {
             let tchain = rec.tenant_chain;
             let h = rec.header.clone();
             let step = (|| -> Result<(), PlatformError> {
+                chain = custos_eventlog::record::link(custos_eventlog::record::TENANT_CHAIN_PREFIX, &chain, &h.entry_hash());
+                if h.tenant_seq != expect_seq || chain != tchain {
+                    return Err(PlatformError::Integrity(format!(
+                        "the log of {} does not verify at seq {} (tenant_seq {}); run `custos verify` before exporting",
+                        o.tenant, h.global_seq, h.tenant_seq
+                    )));
+                }
+                expect_seq += 1;
                 if rec.body.is_none() {
                     return Ok(w.record(&h, &tchain, Status::Purged, None, rec.purged_by, None)?);
                 }

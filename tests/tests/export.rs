@@ -464,3 +464,25 @@ fn time_range_keeps_the_chain_complete() {
     assert_eq!(v.json()["out_of_range"], 2);
     assert_eq!(python_verify(&out, &[], true), 0);
 }
+
+#[test]
+fn export_refuses_a_log_that_does_not_verify() {
+    let s = Store::new();
+    s.ingest(&acme_events());
+    let seqs = acme_seqs(&s);
+    let db = rusqlite::Connection::open(&s.db).unwrap_or_else(|e| panic!("{e}"));
+    db.execute("UPDATE events SET kind = 'forged' WHERE global_seq = ?1", [seqs[2] as i64]).unwrap_or_else(|e| panic!("{e}"));
+    drop(db);
+    let out = s.dir.path().join("bad");
+    let r = export(&s, &s.admin, &["--tenant", "acme", "--out", out.to_str().unwrap_or_default()]);
+    r.expect(5);
+    assert!(r.stderr.contains("does not verify"), "{}", r.stderr);
+    assert!(!out.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(s.dir.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".custos-export-"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging directory removed");
+    assert!(s.system_events("export_created").is_empty());
+}
