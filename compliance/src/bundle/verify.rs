@@ -510,3 +510,47 @@ pub fn verify_bundle(
     report.ok = true;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn archive(entries: &[(&[u8], tar::EntryType)]) -> tempfile::NamedTempFile {
+        let f = tempfile::Builder::new().suffix(".tar.gz").tempfile().unwrap_or_else(|e| panic!("{e}"));
+        let gz = flate2::write::GzEncoder::new(f.reopen().unwrap_or_else(|e| panic!("{e}")), flate2::Compression::fast());
+        let mut t = tar::Builder::new(gz);
+        for (name, ty) in entries {
+            let mut h = tar::Header::new_old();
+            // Raw name bytes: tar::Header::set_path refuses `..`, an attacker's tool would not.
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            h.set_entry_type(*ty);
+            h.set_size(if *ty == tar::EntryType::Regular { 2 } else { 0 });
+            h.set_mode(0o644);
+            h.set_cksum();
+            let data: &[u8] = if *ty == tar::EntryType::Regular { b"{}" } else { b"" };
+            t.append(&h, data).unwrap_or_else(|e| panic!("{e}"));
+        }
+        t.into_inner().and_then(|g| g.finish()).unwrap_or_else(|e| panic!("{e}"));
+        f
+    }
+
+    #[test]
+    fn hostile_archives_are_refused() {
+        for (entries, what) in [
+            (vec![(&b"../evil"[..], tar::EntryType::Regular)], "parent path"),
+            (vec![(&b"/etc/evil"[..], tar::EntryType::Regular)], "absolute path"),
+            (vec![(&b"manifest.json"[..], tar::EntryType::Symlink)], "symlink"),
+            (vec![(&b"a"[..], tar::EntryType::Regular), (&b"a"[..], tar::EntryType::Regular)], "duplicate"),
+        ] {
+            let f = archive(&entries);
+            let mut rep = VerifyReport::default();
+            match verify_bundle(f.path(), None, None, &mut rep) {
+                Err(BundleError::Invalid { check: "archive", .. }) => {}
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        let f = archive(&[(&b"chain.jsonl"[..], tar::EntryType::Regular)]);
+        let mut rep = VerifyReport::default();
+        assert!(matches!(verify_bundle(f.path(), None, None, &mut rep), Err(BundleError::Invalid { check: "manifest", .. })));
+    }
+}
