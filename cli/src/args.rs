@@ -86,6 +86,11 @@ pub enum Command {
     /// Approval checkpoints of paused DAG runs.
     #[command(subcommand)]
     Approvals(crate::cmd::approvals::ApprovalsCmd),
+    /// Encrypted artifacts with classification labels.
+    #[command(subcommand)]
+    Artifacts(crate::cmd::artifacts::ArtifactsCmd),
+    /// Redact PII and secrets in text (FILE or stdin); needs no store.
+    Redact(crate::cmd::redact::RedactArgs),
 }
 
 /// `init`.
@@ -102,6 +107,15 @@ pub struct IngestArgs {
     /// JSONL file, or `-` for stdin.
     #[arg(default_value = "-")]
     pub file: String,
+    /// Redact PII and secrets in the string fields of `data` before events are sealed.
+    #[arg(long)]
+    pub redact: bool,
+    /// Redaction strategy with --redact: label, mask or partial.
+    #[arg(long, requires = "redact")]
+    pub strategy: Option<String>,
+    /// Custom redaction rules file with --redact.
+    #[arg(long, requires = "redact")]
+    pub rules: Option<PathBuf>,
 }
 
 /// `events ...`.

@@ -28,8 +28,11 @@ pub struct DeletionCounts {
     pub costs: u64,
     /// Bodies of `approvals` events.
     pub approvals: u64,
-    /// Bodies of `artifacts` events (and, once the artifact store lands, its blobs).
+    /// Bodies of `artifacts` events.
     pub artifacts: u64,
+    /// Stored artifact contents (encrypted chunks with their metadata) destroyed with them.
+    #[serde(default)]
+    pub artifact_blobs: u64,
     /// Bodies of `queue` events.
     pub queue: u64,
     /// Bodies of `dlq` events.
@@ -154,6 +157,7 @@ pub fn delete_tenant(
         }
         counts.snapshots = log.backend().count_snapshots(t)?;
         counts.keys = log.backend().deks(Some(t))?.len() as u64;
+        counts.artifact_blobs = log.backend().artifacts(Some(t))?.len() as u64;
         let total_items = counts.total();
         return Ok(DeletionReport {
             tenant: t.into(),
@@ -184,8 +188,9 @@ pub fn delete_tenant(
     }
     counts.snapshots = a.tx().delete_snapshots(t)?;
     counts.keys = a.tx().delete_deks(t, None)?;
-    // Hook for the artifact store: when its blob table exists, delete the tenant's blobs
-    // here, inside this same transaction, and add them to `counts.artifacts`.
+    // Artifact contents are sealed with the same DEKs; dropping them in this transaction
+    // leaves no ciphertext of the tenant behind (the chunks would be undecryptable anyway).
+    counts.artifact_blobs = a.tx().delete_artifacts(t)?;
     let total_items = counts.total();
     let data = serde_json::to_value(TenantDeleted { tenant: t.into(), counts: counts.clone(), total_items })
         .map_err(|e| ComplianceError::Input(e.to_string()))?;

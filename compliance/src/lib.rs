@@ -7,6 +7,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod artifact;
+pub mod bundle;
+pub mod classify;
 pub mod deletion;
 mod error;
 pub mod holds;

@@ -139,6 +139,46 @@ pub struct SnapshotRow {
     pub body: Vec<u8>,
 }
 
+/// A stored artifact: metadata in the clear, content in sealed chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRow {
+    /// `art_` + 24 hex digits.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// Display name (file name by default).
+    pub name: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the plaintext.
+    pub sha256: [u8; 32],
+    /// Classification label (None: the tenant's default label applies).
+    pub label: Option<custos_domain::Clearance>,
+    /// DEK version that sealed the chunks.
+    pub dek_version: u32,
+    /// Plaintext bytes per chunk (the last may be shorter).
+    pub chunk_size: u64,
+    /// Number of chunks (at least 1; an empty artifact has one empty final chunk).
+    pub chunks: u64,
+    /// When it was stored.
+    pub created_at: Timestamp,
+    /// Global seq of its `artifact_stored` event.
+    pub stored_seq: u64,
+}
+
+/// One sealed chunk of an artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactChunk {
+    /// Artifact id.
+    pub artifact_id: String,
+    /// Position, from 0.
+    pub index: u64,
+    /// AEAD nonce.
+    pub nonce: [u8; 12],
+    /// Ciphertext ‖ tag.
+    pub body: Vec<u8>,
+}
+
 /// Which records a scan returns (all conditions ANDed). Order is global_seq ascending.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
@@ -188,6 +228,14 @@ pub trait Backend: Send {
     fn actors(&self) -> Result<Vec<ActorRow>, LogError>;
     /// A snapshot.
     fn snapshot(&self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError>;
+    /// One artifact's metadata.
+    fn artifact(&self, id: &str) -> Result<Option<ArtifactRow>, LogError>;
+    /// Artifacts (of one tenant, or all), oldest first.
+    fn artifacts(&self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError>;
+    /// One sealed chunk (read one at a time so memory stays bounded by the chunk size).
+    fn artifact_chunk(&self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError>;
+    /// A per-tenant setting (e.g. `default_label`).
+    fn tenant_setting(&self, tenant: &str, name: &str) -> Result<Option<String>, LogError>;
     /// Bytes used by the store (for status and benchmarks).
     fn size_bytes(&self) -> Result<u64, LogError>;
     /// Records of `tenant` that still have a body, optionally only of `category` and with
@@ -272,6 +320,16 @@ pub trait Tx {
     fn deks(&mut self, tenant: &str) -> Result<Vec<DekRow>, LogError>;
     /// A snapshot as seen inside the transaction.
     fn snapshot(&mut self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError>;
+    /// Inserts one sealed artifact chunk.
+    fn put_artifact_chunk(&mut self, c: &ArtifactChunk) -> Result<(), LogError>;
+    /// Inserts an artifact's metadata row (after its chunks).
+    fn put_artifact(&mut self, a: &ArtifactRow) -> Result<(), LogError>;
+    /// Sets (or clears) an artifact's label; returns rows changed.
+    fn set_artifact_label(&mut self, id: &str, label: Option<custos_domain::Clearance>) -> Result<u64, LogError>;
+    /// Drops every artifact (metadata and chunks) of a tenant; returns how many artifacts.
+    fn delete_artifacts(&mut self, tenant: &str) -> Result<u64, LogError>;
+    /// Upserts a per-tenant setting.
+    fn set_tenant_setting(&mut self, tenant: &str, name: &str, value: &str) -> Result<(), LogError>;
     /// Commits durably.
     fn commit(self: Box<Self>) -> Result<(), LogError>;
 }

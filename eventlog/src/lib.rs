@@ -20,7 +20,7 @@ mod rotation;
 pub mod sqlite;
 mod verify;
 
-pub use backend::{Backend, Head, Query, StoredRecord, Tx};
+pub use backend::{ArtifactChunk, ArtifactRow, Backend, Head, Query, StoredRecord, Tx};
 pub use error::LogError;
 pub use log::max_seals_from_env;
 pub use log::{

@@ -319,6 +319,14 @@ impl<'a> Appender<'a> {
         Ok(st)
     }
 
+    /// The tenant's active DEK (made if the tenant has none yet) for sealing `seals` blobs
+    /// outside the event table (artifact chunks); the seals count against the DEK's bound.
+    pub fn dek_for(&mut self, tenant: &TenantId, seals: u64) -> Result<(u32, Arc<Aead>), LogError> {
+        let st = self.tenant_state(tenant, now_micros())?;
+        st.new_seals += seals;
+        Ok((st.dek_version, st.dek.clone()))
+    }
+
     /// The transaction, for writes that must commit atomically with the events
     /// (projection rows, purges, key rows).
     pub fn tx(&mut self) -> &mut dyn Tx {

@@ -12,7 +12,8 @@ use crate::record::Header;
 use crate::LogError;
 
 /// Schema versions, applied in order. Index i migrates from user_version i to i+1.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     global_seq   INTEGER PRIMARY KEY,
     tenant       TEXT    NOT NULL,
@@ -84,7 +85,38 @@ CREATE TABLE snapshots (
     body        BLOB    NOT NULL,
     PRIMARY KEY (tenant, name)
 );
-"#];
+"#,
+    // 2: artifacts (chunked, each chunk sealed with the tenant's DEK) and per-tenant settings.
+    r#"
+CREATE TABLE artifacts (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    size        INTEGER NOT NULL,
+    sha256      BLOB    NOT NULL,
+    label       TEXT,
+    dek_version INTEGER NOT NULL,
+    chunk_size  INTEGER NOT NULL,
+    chunks      INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    stored_seq  INTEGER NOT NULL
+);
+CREATE INDEX artifacts_tenant ON artifacts (tenant, created_at);
+CREATE TABLE artifact_chunks (
+    artifact_id TEXT    NOT NULL,
+    idx         INTEGER NOT NULL,
+    nonce       BLOB    NOT NULL,
+    body        BLOB    NOT NULL,
+    PRIMARY KEY (artifact_id, idx)
+);
+CREATE TABLE tenant_settings (
+    tenant TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+"#,
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -230,6 +262,28 @@ fn row_to_record(r: &Row) -> rusqlite::Result<StoredRecord> {
         tenant_chain: blob32(r, 12)?,
         global_chain: blob32(r, 13)?,
         purged_by: r.get::<_, Option<i64>>(14)?.map(|v| v as u64),
+    })
+}
+
+const ARTIFACT_COLS: &str = "id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq";
+
+fn row_to_artifact(r: &Row) -> rusqlite::Result<ArtifactRow> {
+    let label: Option<String> = r.get(5)?;
+    Ok(ArtifactRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        name: r.get(2)?,
+        size: r.get::<_, i64>(3)? as u64,
+        sha256: blob32(r, 4)?,
+        label: match label {
+            Some(l) => Some(l.parse().map_err(|_| bad_col(5, "label name"))?),
+            None => None,
+        },
+        dek_version: r.get::<_, i64>(6)? as u32,
+        chunk_size: r.get::<_, i64>(7)? as u64,
+        chunks: r.get::<_, i64>(8)? as u64,
+        created_at: r.get(9)?,
+        stored_seq: r.get::<_, i64>(10)? as u64,
     })
 }
 
@@ -497,6 +551,50 @@ impl Backend for SqliteBackend {
         Ok(busy == 0)
     }
 
+    fn artifact(&self, id: &str) -> Result<Option<ArtifactRow>, LogError> {
+        Ok(self.conn.query_row(&format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE id = ?1"), [id], row_to_artifact).optional()?)
+    }
+
+    fn artifacts(&self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
+        let rows = match tenant {
+            Some(t) => {
+                let mut st =
+                    self.conn.prepare(&format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE tenant = ?1 ORDER BY created_at, id"))?;
+                let v = st.query_map([t], row_to_artifact)?.collect::<Result<Vec<_>, _>>()?;
+                v
+            }
+            None => {
+                let mut st = self.conn.prepare(&format!("SELECT {ARTIFACT_COLS} FROM artifacts ORDER BY tenant, created_at, id"))?;
+                let v = st.query_map([], row_to_artifact)?.collect::<Result<Vec<_>, _>>()?;
+                v
+            }
+        };
+        Ok(rows)
+    }
+
+    fn artifact_chunk(&self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT artifact_id, idx, nonce, body FROM artifact_chunks WHERE artifact_id = ?1 AND idx = ?2")?
+            .query_row(params![id, index as i64], |r| {
+                let n: Vec<u8> = r.get(2)?;
+                Ok(ArtifactChunk {
+                    artifact_id: r.get(0)?,
+                    index: r.get::<_, i64>(1)? as u64,
+                    nonce: n.as_slice().try_into().map_err(|_| bad_col(2, "12-byte nonce"))?,
+                    body: r.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn tenant_setting(&self, tenant: &str, name: &str) -> Result<Option<String>, LogError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM tenant_settings WHERE tenant = ?1 AND name = ?2", [tenant, name], |r| r.get(0))
+            .optional()?)
+    }
+
     fn size_bytes(&self) -> Result<u64, LogError> {
         let main = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         let mut wal = self.path.clone().into_os_string();
@@ -735,6 +833,16 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn put_artifact_chunk(&mut self, c: &ArtifactChunk) -> Result<(), LogError> {
+        self.tx.prepare_cached("INSERT INTO artifact_chunks (artifact_id, idx, nonce, body) VALUES (?1, ?2, ?3, ?4)")?.execute(params![
+            c.artifact_id,
+            c.index as i64,
+            &c.nonce[..],
+            c.body
+        ])?;
+        Ok(())
+    }
+
     fn body_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
         body_counts(&self.tx, tenant)
     }
@@ -765,6 +873,44 @@ impl Tx for SqliteTx<'_> {
 
     fn snapshot(&mut self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
         snapshot_of(&self.tx, tenant, name)
+    }
+
+    fn put_artifact(&mut self, a: &ArtifactRow) -> Result<(), LogError> {
+        self.tx.execute(
+            &format!("INSERT INTO artifacts ({ARTIFACT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![
+                a.id,
+                a.tenant,
+                a.name,
+                a.size as i64,
+                &a.sha256[..],
+                a.label.map(Clearance::as_str),
+                i64::from(a.dek_version),
+                a.chunk_size as i64,
+                a.chunks as i64,
+                a.created_at,
+                a.stored_seq as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_artifact_label(&mut self, id: &str, label: Option<Clearance>) -> Result<u64, LogError> {
+        Ok(self.tx.execute("UPDATE artifacts SET label = ?2 WHERE id = ?1", params![id, label.map(Clearance::as_str)])? as u64)
+    }
+
+    fn delete_artifacts(&mut self, tenant: &str) -> Result<u64, LogError> {
+        self.tx.execute("DELETE FROM artifact_chunks WHERE artifact_id IN (SELECT id FROM artifacts WHERE tenant = ?1)", [tenant])?;
+        Ok(self.tx.execute("DELETE FROM artifacts WHERE tenant = ?1", [tenant])? as u64)
+    }
+
+    fn set_tenant_setting(&mut self, tenant: &str, name: &str, value: &str) -> Result<(), LogError> {
+        self.tx.execute(
+            "INSERT INTO tenant_settings (tenant, name, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT(tenant, name) DO UPDATE SET value = excluded.value",
+            params![tenant, name, value],
+        )?;
+        Ok(())
     }
 
     fn commit(self: Box<Self>) -> Result<(), LogError> {

@@ -49,6 +49,7 @@ pub fn required_role(action: &str) -> Role {
         | "retention run"
         | "retention policy set"
         | "artifacts label"
+        | "artifacts default-label"
         | "budget set"
         | "budget thresholds"
         | "approvals config"

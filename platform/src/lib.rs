@@ -10,10 +10,12 @@
 
 mod actors;
 mod approvals;
+mod artifacts;
 mod auth;
 mod backup;
 mod budgets;
 mod error;
+mod export;
 pub mod governance;
 mod holds;
 mod ingest;
@@ -33,12 +35,14 @@ use serde_json::Value;
 
 pub use actors::{ActorInfo, NewActor};
 pub use approvals::{ApprovalsReport, CheckpointInfo, Decide, DecisionRow, NewCheckpoint};
+pub use artifacts::ArtifactInfo;
 pub use auth::{required_role, Principal, SYSTEM_ACTOR};
 pub use backup::{restore, BackupInfo, RestoreInfo, BACKUP_MAGIC};
 pub use budgets::{tenant_report, BudgetShow, CostRecordResult, CostReport, TenantBudget, TenantReport};
 pub use error::PlatformError;
+pub use export::{verify_bundle_path, ExportOptions, ExportResult};
 pub use holds::{ComplianceViews, HoldInfo, ReleaseInfo};
-pub use ingest::IngestOptions;
+pub use ingest::{IngestOptions, IngestReport};
 pub use key_lifecycle::{
     KeyPolicy, KeyStatus, LifecycleOpts, ReencryptResult, RetireResult, RewrapResult, RootRotation, DEFAULT_ROTATION_DAYS,
 };

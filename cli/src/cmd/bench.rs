@@ -39,6 +39,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         "budgets" => super::budgets::bench(ctx, a),
         "retention" => super::bench_retention::run(ctx, a),
         "keys" => super::bench_keys::run(ctx, a),
+        "export" => super::export::bench(ctx, a),
         other => Err(custos_platform::PlatformError::Input(format!("unknown bench suite {other:?}; available: {SUITES}")).into()),
     }
 }

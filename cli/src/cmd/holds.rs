@@ -42,6 +42,10 @@ pub enum ComplianceCmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Export one tenant as a signed bundle an auditor can verify offline (Auditor+).
+    Export(super::export::ExportArgs),
+    /// Verify a bundle offline: signature, file hashes, chain, commitments, completeness (no store needed).
+    VerifyBundle(super::export::VerifyBundleArgs),
 }
 
 /// `compliance release`.
@@ -112,6 +116,8 @@ pub struct RestoreArgs {
 
 pub fn compliance(ctx: &Ctx, c: ComplianceCmd) -> anyhow::Result<()> {
     match c {
+        ComplianceCmd::Export(a) => super::export::export(ctx, a),
+        ComplianceCmd::VerifyBundle(a) => super::export::verify(ctx, a),
         ComplianceCmd::Hold { tenant, reason, id } => {
             let (mut p, who) = ctx.authorized("compliance hold", Some(&tenant))?;
             let v = p.hold_apply(&who, &tenant, &reason, id.as_deref())?;

@@ -35,8 +35,21 @@ pub fn ingest(ctx: &Ctx, a: IngestArgs) -> anyhow::Result<()> {
     };
     let _ = len;
     let pb = ctx.out.progress(None, "ingest (lines)");
-    let receipt = p.ingest(&who, &mut *input, &IngestOptions::default(), &mut |n| pb.set_position(n))?;
+    let redactor = if a.redact { Some(super::redact::redactor(a.strategy.as_deref(), a.rules.as_ref())?) } else { None };
+    let opts = IngestOptions { redactor, ..Default::default() };
+    let (receipt, redacted) = p.ingest_with_report(&who, &mut *input, &opts, &mut |n| pb.set_position(n))?;
     pb.finish_and_clear();
+    if let Some(r) = redacted {
+        let mut v = serde_json::to_value(&receipt)?;
+        v["redaction"] = serde_json::to_value(&r)?;
+        let summary: Vec<String> = r.counts.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        return ctx.out.emit(&v, || {
+            format!(
+                "appended {} events (seq {}..{}) across {} tenants\nredacted {} matches in {} events ({}); recorded as ingest_redacted (seq {})\nreceipt  {}:{}\n",
+                receipt.appended, receipt.first_seq, receipt.last_seq, receipt.tenants, r.total, r.events_redacted, summary.join(", "), r.recorded_seq, receipt.last_seq, receipt.global_head
+            )
+        });
+    }
     ctx.out.emit(&receipt, || {
         format!(
             "appended {} events (seq {}..{}) across {} tenants\nreceipt  {}:{}\n(keep the receipt: `custos verify --expect {}:{}` proves the log still holds them)\n",

@@ -2,14 +2,17 @@
 
 mod admin;
 pub(crate) mod approvals;
+pub mod artifacts;
 mod bench;
 mod bench_keys;
 mod bench_retention;
 pub(crate) mod budgets;
+pub mod export;
 pub mod holds;
 mod keys_lifecycle;
 mod log;
 mod quickstart;
+pub mod redact;
 
 use std::path::PathBuf;
 
@@ -77,5 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cost(c) => budgets::cost(&ctx, c),
         Command::Budget(c) => budgets::budget(&ctx, c),
         Command::Approvals(c) => approvals::run(&ctx, c),
+        Command::Artifacts(c) => artifacts::run(&ctx, c),
+        Command::Redact(a) => redact::run(&ctx, a),
     }
 }
