@@ -67,6 +67,8 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Measure throughput against the machine's physical limits (writes a temp store).
     Bench(BenchArgs),
+    /// Server mode: the HTTP(S) API on --listen (see docs/API.md); stops on SIGTERM/SIGINT.
+    Serve(crate::cmd::serve::ServeArgs),
 }
 
 /// `init`.

@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod log;
 mod quickstart;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -64,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => admin::whoami(&ctx),
         Command::Quickstart(a) => quickstart::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
+        Command::Serve(a) => serve::run(&ctx, a),
     }
 }
