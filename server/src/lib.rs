@@ -113,7 +113,7 @@ pub async fn serve(cfg: Config, ready: impl FnOnce(SocketAddr), shutdown: impl F
     };
     // The writer opens its own platform; a bad store or key fails here, before binding.
     let writer_platform = Platform::open(&cfg.store, &cfg.root_key)?;
-    let pool = pool::Pool::new(&cfg.store, cfg.root_key.clone(), 16);
+    let pool = pool::Pool::new(&cfg.store, cfg.root_key.clone(), routes::SHORT_READS + routes::LONG_READS);
     let metrics = Arc::new(metrics::Metrics::default());
     let (tx, rx) = mpsc::channel(cfg.queue.max(1));
     let writer = writer::spawn(writer_platform, rx, cfg.max_batch.max(1), metrics.clone())

@@ -7,8 +7,10 @@
 //! connection), the action name of `required_role`, and a function
 //! `fn(&mut Platform, &Principal, &OpInput) -> Result<Value, PlatformError>`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -24,7 +26,7 @@ use custos_platform::{parse_expect, required_role, EventFilter, Platform, Platfo
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::body::{self, Format};
 use crate::error::ApiError;
@@ -36,6 +38,10 @@ use crate::writer::{AppendReq, Msg};
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
 /// Bytes buffered per chunk of a streamed `GET /v1/events`.
 const STREAM_CHUNK: usize = 32 * 1024;
+/// Concurrent short reads (authentication); with [`LONG_READS`] the pool's size.
+pub const SHORT_READS: usize = 32;
+/// Concurrent long reads (streamed listings, verify).
+pub const LONG_READS: usize = 8;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -43,6 +49,12 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     pool: Pool,
+    /// Bounds short reads (authentication, whoami) so the pool never grows past its size.
+    short: Semaphore,
+    /// Bounds long reads (listing, verify) separately: slow readers of a stream must
+    /// not starve authentication of every other request.
+    long: Arc<Semaphore>,
+    auth_cache: AuthCache,
     tx: mpsc::Sender<Msg>,
     metrics: Arc<Metrics>,
     body_limit: usize,
@@ -52,7 +64,16 @@ struct Inner {
 impl AppState {
     /// State over a reader pool, the writer's queue and the metrics.
     pub fn new(pool: Pool, tx: mpsc::Sender<Msg>, metrics: Arc<Metrics>, body_limit: usize) -> Self {
-        Self(Arc::new(Inner { pool, tx, metrics, body_limit, stopping: AtomicBool::new(false) }))
+        Self(Arc::new(Inner {
+            pool,
+            short: Semaphore::new(SHORT_READS),
+            long: Arc::new(Semaphore::new(LONG_READS)),
+            auth_cache: AuthCache::default(),
+            tx,
+            metrics,
+            body_limit,
+            stopping: AtomicBool::new(false),
+        }))
     }
 
     /// Marks the server as draining: `/readyz` answers 503 from now on.
@@ -60,8 +81,11 @@ impl AppState {
         self.0.stopping.store(true, Ordering::SeqCst);
     }
 
-    /// Runs `f` on a pooled read-side platform in the blocking pool.
-    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&mut Platform) -> T + Send + 'static) -> Result<T, ApiError> {
+    /// Runs `f` on a pooled read-side platform in the blocking pool; `long` for
+    /// work that may take long (scans), which is bounded separately.
+    async fn read<T: Send + 'static>(&self, long: bool, f: impl FnOnce(&mut Platform) -> T + Send + 'static) -> Result<T, ApiError> {
+        let sem = if long { &self.0.long } else { &self.0.short };
+        let _permit = sem.acquire().await.map_err(|_| ApiError::unavailable("the server is shutting down"))?;
         let st = self.clone();
         match tokio::task::spawn_blocking(move || st.0.pool.with(f)).await {
             Ok(Ok(v)) => Ok(v),
@@ -84,8 +108,20 @@ impl AppState {
     /// minimum role (403 on failure). Both failures are recorded as `access_denied`.
     async fn auth(&self, headers: &HeaderMap, action: &'static str, tenant: Option<String>) -> Result<Principal, ApiError> {
         let token = bearer(headers);
+        let hash = token.as_deref().map(custos_crypto::hash_token);
+        // Fast path: a principal resolved less than AUTH_CACHE_TTL ago, with a role high
+        // enough. Anything else (unknown, too low) goes to the store so that the denial
+        // is recorded exactly as the CLI records it.
+        if let Some(h) = &hash {
+            if let Some(who) = self.0.auth_cache.get(h) {
+                if who.role >= required_role(action) {
+                    return Ok(who);
+                }
+            }
+        }
+        let st = self.clone();
         let r = self
-            .read(move |p| -> Result<Principal, ApiError> {
+            .read(false, move |p| -> Result<Principal, ApiError> {
                 let missing = token.is_none();
                 let who = p.authenticate(token.as_deref(), action).map_err(|e| match e {
                     PlatformError::Denied(d) => ApiError::new(
@@ -99,6 +135,9 @@ impl AppState {
                     ),
                     e => ApiError::from_platform(e),
                 })?;
+                if let Some(h) = hash {
+                    st.0.auth_cache.put(h, &who);
+                }
                 p.require(&who, required_role(action), action, tenant.as_deref()).map_err(ApiError::from_platform)?;
                 Ok(who)
             })
@@ -107,11 +146,39 @@ impl AppState {
     }
 }
 
+/// How long a resolved token is trusted without asking the store again: disabling
+/// an actor or changing its role reaches a running server within this time.
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(1);
+const AUTH_CACHE_MAX: usize = 4096;
+
+/// Recently resolved principals by token **hash** (never the token itself).
+#[derive(Default)]
+struct AuthCache(Mutex<HashMap<[u8; 32], (Principal, Instant)>>);
+
+impl AuthCache {
+    fn get(&self, h: &[u8; 32]) -> Option<Principal> {
+        let m = self.0.lock().ok()?;
+        m.get(h).filter(|(_, t)| t.elapsed() < AUTH_CACHE_TTL).map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, h: [u8; 32], p: &Principal) {
+        let Ok(mut m) = self.0.lock() else { return };
+        if m.len() >= AUTH_CACHE_MAX {
+            m.retain(|_, (_, t)| t.elapsed() < AUTH_CACHE_TTL);
+            if m.len() >= AUTH_CACHE_MAX {
+                m.clear();
+            }
+        }
+        m.insert(h, (p.clone(), Instant::now()));
+    }
+}
+
 /// The token of an `Authorization: Bearer` header.
 fn bearer(h: &HeaderMap) -> Option<String> {
     let v = h.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, tok) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| tok.trim().to_string())
+    let tok = tok.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !tok.is_empty()).then(|| tok.to_string())
 }
 
 /// Whether an operation writes (single writer) or only reads (pooled reader).
@@ -180,7 +247,7 @@ pub fn op(method: MethodFilter, access: Access, action: &'static str, f: OpFn) -
             let tenant = input.param("tenant").map(str::to_string);
             let who = st.auth(&headers, action, tenant).await?;
             let r = match access {
-                Access::Read => st.read(move |p| f(p, &who, &input)).await?,
+                Access::Read => st.read(true, move |p| f(p, &who, &input)).await?,
                 Access::Write => st.write(move |p| f(p, &who, &input)).await?,
             };
             r.map(Json).map_err(ApiError::from_platform)
@@ -222,7 +289,7 @@ async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response
 
 async fn readyz(State(st): State<AppState>) -> Response {
     let writer_up = !st.0.tx.is_closed() && !st.0.stopping.load(Ordering::SeqCst);
-    let store = st.read(|p| -> Result<(u64, bool), PlatformError> { Ok((p.log().head()?.size, p.log().keys().is_ok())) }).await;
+    let store = st.read(false, |p| -> Result<(u64, bool), PlatformError> { Ok((p.log().head()?.size, p.log().keys().is_ok())) }).await;
     match store {
         Ok(Ok((size, keys))) if keys && writer_up => Json(json!({"ready": true, "events": size})).into_response(),
         Ok(Ok((_, keys))) => {
@@ -313,9 +380,11 @@ async fn list_events(
         limit: q.limit,
     };
     st.auth(&headers, "events list", q.tenant).await?;
+    let permit = st.0.long.clone().acquire_owned().await.map_err(|_| ApiError::unavailable("the server is shutting down"))?;
     let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let st2 = st.clone();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let tx2 = tx.clone();
         let r = st2.0.pool.with(move |p| {
             let mut buf: Vec<u8> = Vec::with_capacity(STREAM_CHUNK + 4096);

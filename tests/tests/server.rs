@@ -213,6 +213,10 @@ fn auth_matrix_roles_and_recorded_denials() {
     assert!(m.contains("custos_http_errors_total{status=\"401\"} 10\n"), "{m}");
     assert!(m.contains("custos_commit_seconds_count 1\n"), "{m}");
     assert_eq!(req(&a, "GET", &srv.url("/v1/nope"), Some(&admin), None, None).0, 404);
+    // Disabling an actor with the CLI reaches the running server within the auth cache's 1 s.
+    store.run(&["actors", "disable", "vera"]).expect(0);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(req(&a, "GET", &srv.url("/v1/whoami"), Some(&viewer), None, None).0, 401);
     assert_eq!(srv.terminate(), 0);
 }
 
