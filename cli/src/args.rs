@@ -91,6 +91,8 @@ pub enum Command {
     Artifacts(crate::cmd::artifacts::ArtifactsCmd),
     /// Redact PII and secrets in text (FILE or stdin); needs no store.
     Redact(crate::cmd::redact::RedactArgs),
+    /// Server mode: the HTTP(S) API on --listen (see docs/API.md); stops on SIGTERM/SIGINT.
+    Serve(crate::cmd::serve::ServeArgs),
 }
 
 /// `init`.

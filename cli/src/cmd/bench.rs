@@ -40,6 +40,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         "retention" => super::bench_retention::run(ctx, a),
         "keys" => super::bench_keys::run(ctx, a),
         "export" => super::export::bench(ctx, a),
+        "server" => super::serve::bench(ctx, a),
         other => Err(custos_platform::PlatformError::Input(format!("unknown bench suite {other:?}; available: {SUITES}")).into()),
     }
 }

@@ -13,6 +13,7 @@ mod keys_lifecycle;
 mod log;
 mod quickstart;
 pub mod redact;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -82,5 +83,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Approvals(c) => approvals::run(&ctx, c),
         Command::Artifacts(c) => artifacts::run(&ctx, c),
         Command::Redact(a) => redact::run(&ctx, a),
+        Command::Serve(a) => serve::run(&ctx, a),
     }
 }
