@@ -198,6 +198,9 @@ pub struct Query {
     pub after_tenant_seq: Option<u64>,
     /// At most this many.
     pub limit: Option<u64>,
+    /// Bodies are not needed (header-level verification): a backend may return an empty
+    /// body for a present one and skip copying it; purged bodies stay `None`.
+    pub headers_only: bool,
 }
 
 /// A storage backend (SQLite today; PostgreSQL later). Reads see a consistent snapshot per call.

@@ -184,7 +184,8 @@ pub(crate) fn run(log: &EventLog, opts: &VerifyOptions, rep: &mut VerifyReport, 
         });
         let mut batch = Vec::with_capacity(BATCH);
         let mut scanned = 0u64;
-        let scan = backend.scan(&Query::default(), &mut |rec| {
+        let q = Query { headers_only: deks.is_none(), ..Default::default() };
+        let scan = backend.scan(&q, &mut |rec| {
             batch.push(rec);
             if batch.len() == BATCH {
                 scanned += BATCH as u64;
