@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::mpsc;
 use std::sync::Arc;
 
 use custos_crypto::{canonical, commitment, random_bytes, Aead, RootKey, SigningKey};
@@ -521,9 +522,71 @@ impl EventLog {
         decrypt_record(rec, &mut |t, v| keys.dek(backend, t, v))
     }
 
-    /// Streams decrypted events matching `q`; the callback returns false to stop.
+    /// Streams decrypted events matching `q`, in order; the callback returns false to stop.
+    ///
+    /// Long reads run in two stages on two cores: this thread steps SQLite (the backend
+    /// is not `Sync`) and calls `f`; a scoped worker decrypts and parses bodies. DEKs are
+    /// resolved here before a record is handed over, so the worker never touches storage.
+    /// Short reads (`limit` ≤ 256: tails, single events) stay on one thread.
     pub fn read(&self, q: &Query, f: &mut dyn FnMut(Event) -> Result<bool, LogError>) -> Result<(), LogError> {
-        self.backend.scan(q, &mut |rec| f(self.open_record(rec)?))
+        const BATCH: usize = 256;
+        if q.limit.is_some_and(|l| l <= BATCH as u64) {
+            return self.backend.scan(q, &mut |rec| f(self.open_record(rec)?));
+        }
+        let keys = self.keys()?;
+        let backend = self.backend.as_ref();
+        std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::sync_channel::<Vec<StoredRecord>>(4);
+            // Unbounded, yet bounded in practice: the worker is at most the input queue ahead.
+            let (otx, orx) = mpsc::channel::<Result<Vec<Event>, LogError>>();
+            scope.spawn(move || {
+                for batch in rx {
+                    let out: Result<Vec<Event>, LogError> =
+                        batch.into_iter().map(|rec| decrypt_record(rec, &mut |t, v| Ok(keys.cached(t, v)))).collect();
+                    let failed = out.is_err();
+                    if otx.send(out).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let mut stopped = false;
+            let mut deliver = |r: Result<Vec<Event>, LogError>, stopped: &mut bool| -> Result<(), LogError> {
+                for e in r? {
+                    if !*stopped && !f(e)? {
+                        *stopped = true;
+                    }
+                }
+                Ok(())
+            };
+            let mut batch = Vec::with_capacity(BATCH);
+            backend.scan(q, &mut |rec| {
+                if rec.body.is_some() && keys.cached(rec.header.tenant.as_str(), rec.dek_version).is_none() {
+                    // Load (and cache) a DEK the worker has not seen; a missing one is reported by the worker.
+                    keys.dek(backend, rec.header.tenant.as_str(), rec.dek_version)?;
+                }
+                batch.push(rec);
+                if batch.len() == BATCH {
+                    if tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).is_err() {
+                        return Ok(false);
+                    }
+                    while let Ok(r) = orx.try_recv() {
+                        deliver(r, &mut stopped)?;
+                    }
+                }
+                Ok(!stopped)
+            })?;
+            if !batch.is_empty() && !stopped {
+                let _ = tx.send(batch);
+            }
+            drop(tx);
+            for r in orx {
+                if stopped {
+                    break;
+                }
+                deliver(r, &mut stopped)?;
+            }
+            Ok(())
+        })
     }
 
     /// One event by global seq.
