@@ -22,9 +22,20 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
     let key = dir.join("custos.db.key");
     let token_file = dir.join("admin.token");
     let out = ctx.out;
+    // Steps come from several modules; number their "== " headers here, in tour order.
+    let step = std::cell::Cell::new(0u32);
     let say = |s: &str| {
-        if !out.json && !out.quiet {
-            println!("{s}");
+        if out.json || out.quiet {
+            return;
+        }
+        let (lead, rest) = s.split_at(s.len() - s.trim_start_matches('\n').len());
+        match rest.strip_prefix("== ") {
+            Some(h) if !h.starts_with("next") => {
+                let title = h.split_once(". ").filter(|(n, _)| n.chars().all(|c| c.is_ascii_digit())).map_or(h, |(_, t)| t);
+                step.set(step.get() + 1);
+                println!("{lead}== {}. {title}", step.get());
+            }
+            _ => println!("{s}"),
         }
     };
 
