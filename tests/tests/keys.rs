@@ -147,6 +147,9 @@ fn rotate_rewrap_retire_destroys_old_kek_and_keeps_every_event_readable() -> Tes
 fn reencrypt_changes_bodies_but_not_commitments_or_chains() -> TestResult {
     let s = Store::new();
     let receipt = ingest_tenants(&s, &["acme", "globex"], 6);
+    // An auditor's bundle made before re-encryption...
+    let bundle_before = s.dir.path().join("before");
+    s.run(&["compliance", "export", "--tenant", "acme", "--out", bundle_before.to_str().ok_or("path")?]).expect(0);
     let expect = format!("{}:{}", receipt["last_seq"], receipt["global_head"].as_str().ok_or("head")?);
     s.run(&["checkpoint"]).expect(0);
     let before = raw_rows(&s, "acme");
@@ -182,13 +185,26 @@ fn reencrypt_changes_bodies_but_not_commitments_or_chains() -> TestResult {
         assert_eq!(b.5, a.5, "global chain changed");
     }
     // The other tenant is untouched; the ingest receipt and the signed checkpoint still verify
-    // (the global head at that seq is unchanged). An export-bundle comparison is left to the
-    // export feature, built concurrently.
+    // (the global head at that seq is unchanged).
     assert_eq!(globex_before, raw_rows(&s, "globex"));
     let v = s.run(&["--json", "verify", "--expect", &expect]).expect(0).json();
     assert_eq!((v["ok"].as_bool(), v["checkpoints"].as_u64()), (Some(true), Some(1)));
     let evs = s.run(&["events", "list", "--tenant", "acme"]).jsonl();
     assert!(evs.iter().all(|e| e["data"]["note"] == "secret plan"));
+    // ...and one made after both verify offline, with the same tenant chain head.
+    let bundle_after = s.dir.path().join("after");
+    s.run(&["compliance", "export", "--tenant", "acme", "--out", bundle_after.to_str().ok_or("path")?]).expect(0);
+    let head_of = |dir: &std::path::Path| -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
+        Ok(m["tenant_chain"].clone())
+    };
+    for b in [&bundle_before, &bundle_after] {
+        s.run(&["compliance", "verify-bundle", b.to_str().ok_or("path")?]).expect(0);
+    }
+    let (hb, ha) = (head_of(&bundle_before)?, head_of(&bundle_after)?);
+    assert!(hb["head"].as_str().is_some_and(|h| h.len() == 64), "{hb}");
+    assert_eq!(hb, ha, "re-encryption must not change the tenant chain an auditor holds");
+    s.run(&["compliance", "verify-bundle", bundle_after.to_str().ok_or("path")?, "--previous", bundle_before.to_str().ok_or("path")?]).expect(0);
     let ev = s.system_events("tenant_reencrypted");
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["data"]["old_versions"], json!([1]));
