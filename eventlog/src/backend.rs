@@ -160,7 +160,7 @@ pub struct Query {
     pub limit: Option<u64>,
 }
 
-/// A storage backend (SQLite today; PostgreSQL later). Reads see a consistent snapshot per call.
+/// A storage backend (SQLite or PostgreSQL). Reads see a consistent snapshot per call.
 pub trait Backend: Send {
     /// `sqlite` or `postgres`.
     fn name(&self) -> &'static str;
@@ -190,6 +190,11 @@ pub trait Backend: Send {
     fn snapshot(&self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError>;
     /// Bytes used by the store (for status and benchmarks).
     fn size_bytes(&self) -> Result<u64, LogError>;
+    /// Makes destroyed material (deleted DEK rows, purged bodies) leave the live
+    /// database files: SQLite truncates its WAL (`secure_delete` already zeroes freed
+    /// pages), PostgreSQL rewrites the key and event tables (`VACUUM FULL`). Backups,
+    /// WAL archives and replicas keep old pages until they expire.
+    fn compact(&mut self) -> Result<(), LogError>;
 }
 
 /// The write transaction. Dropping it without `commit` rolls everything back.

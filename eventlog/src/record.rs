@@ -196,8 +196,14 @@ mod tests {
         };
         let e = h.entry_hash();
         assert_eq!(hex::encode(e), "adf899a7137b25c36a3370ed40f27bc06862c7ebf4cf68878a99e6b43ec8fec0");
-        assert_eq!(hex::encode(link(TENANT_CHAIN_PREFIX, &GENESIS, &e)), "e82533cfc01a8798f0af32b6da8bed56390225d15bf0f07b5f96638a615a71f9");
-        assert_eq!(hex::encode(link(GLOBAL_CHAIN_PREFIX, &GENESIS, &e)), "10884c2d0284e1c4ea8c44dfc671b9da9bf29f79484e20b694e3a8ec3ce709f5");
+        assert_eq!(
+            hex::encode(link(TENANT_CHAIN_PREFIX, &GENESIS, &e)),
+            "e82533cfc01a8798f0af32b6da8bed56390225d15bf0f07b5f96638a615a71f9"
+        );
+        assert_eq!(
+            hex::encode(link(GLOBAL_CHAIN_PREFIX, &GENESIS, &e)),
+            "10884c2d0284e1c4ea8c44dfc671b9da9bf29f79484e20b694e3a8ec3ce709f5"
+        );
     }
 
     proptest! {

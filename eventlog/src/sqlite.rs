@@ -437,6 +437,10 @@ impl Backend for SqliteBackend {
         wal.push("-wal");
         Ok(main + std::fs::metadata(PathBuf::from(wal)).map(|m| m.len()).unwrap_or(0))
     }
+
+    fn compact(&mut self) -> Result<(), LogError> {
+        self.checkpoint_wal()
+    }
 }
 
 struct SqliteTx<'c> {

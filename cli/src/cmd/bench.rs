@@ -33,7 +33,8 @@ fn rate(n: u64, secs: f64) -> f64 {
 pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
     match a.suite.as_str() {
         "core" => core(ctx, a),
-        other => Err(custos_platform::PlatformError::Input(format!("unknown bench suite {other:?}; available: core")).into()),
+        "postgres" => super::bench_postgres::run(ctx, a),
+        other => Err(custos_platform::PlatformError::Input(format!("unknown bench suite {other:?}; available: core, postgres")).into()),
     }
 }
 

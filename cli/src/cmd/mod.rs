@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod bench_postgres;
 mod log;
 mod quickstart;
 
@@ -38,7 +39,8 @@ impl Ctx {
 
     /// Opens the store with its root key.
     pub fn open(&self) -> anyhow::Result<Platform> {
-        Platform::open(&self.store, &self.root_key).with_context(|| format!("opening store {}", self.store))
+        Platform::open(&self.store, &self.root_key)
+            .with_context(|| format!("opening store {}", custos_eventlog::postgres::redact(&self.store)))
     }
 
     /// Opens the store and authorizes `action` (recording a denial on failure).
