@@ -16,8 +16,9 @@
 //! ## Adding a `Backend` / `Tx` method
 //! 1. write the SQLite version in `sqlite.rs`;
 //! 2. here, add the same method to `impl Backend for PostgresBackend` (reads: wrap
-//!    the statement in `self.with(|c| ...)`) or to `impl Tx for PgTx` (writes: use
-//!    `self.tx`); translate `?N` placeholders to `$N`, `INSERT OR REPLACE` to
+//!    the statement in `self.with(|c| ...)`) or to `impl Tx for PgTx` (writes:
+//!    `self.exec(SQL, &[..])` for a statement prepared once per connection — SQL must
+//!    be a `&'static str` — or `self.tx` directly for rare ones); translate `?N` placeholders to `$N`, `INSERT OR REPLACE` to
 //!    `INSERT .. ON CONFLICT (pk) DO UPDATE`, integers to `i64` (`as i64` on the way
 //!    in, `u64::try_from`/`as u64` on the way out), blobs to `&[u8]`/`Vec<u8>`;
 //! 3. a new table or column is a new entry in BOTH `MIGRATIONS` lists (the compile-time
@@ -25,6 +26,7 @@
 //! 4. run `cargo test -p custos-tests --test postgres`.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use custos_domain::{Category, Clearance, TenantId};
 use postgres::types::ToSql;
@@ -178,6 +180,9 @@ pub struct PostgresBackend {
     scanner: RefCell<Option<Client>>,
     config: postgres::Config,
     location: String,
+    /// Statements of the write path, prepared once per connection (a `&str` query
+    /// costs an extra round trip to prepare every time).
+    stmts: HashMap<&'static str, postgres::Statement>,
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -232,7 +237,13 @@ impl PostgresBackend {
         }
         tx.batch_execute("CREATE TABLE schema_version (version BIGINT NOT NULL); INSERT INTO schema_version VALUES (0);")?;
         tx.commit()?;
-        let b = Self { client: RefCell::new(client), scanner: RefCell::new(None), config, location: location.to_string() };
+        let b = Self {
+            client: RefCell::new(client),
+            scanner: RefCell::new(None),
+            config,
+            location: location.to_string(),
+            stmts: HashMap::new(),
+        };
         b.migrate()?;
         Ok(b)
     }
@@ -258,7 +269,13 @@ impl PostgresBackend {
             }
             return Err(LogError::NotFound(redact(location)));
         }
-        let b = Self { client: RefCell::new(client), scanner: RefCell::new(None), config, location: location.to_string() };
+        let b = Self {
+            client: RefCell::new(client),
+            scanner: RefCell::new(None),
+            config,
+            location: location.to_string(),
+            stmts: HashMap::new(),
+        };
         b.migrate()?;
         Ok(b)
     }
@@ -440,13 +457,14 @@ impl Backend for PostgresBackend {
     }
 
     fn begin(&mut self) -> Result<Box<dyn Tx + '_>, LogError> {
-        let mut tx = self.client.get_mut().transaction()?;
+        let Self { client, stmts, .. } = self;
+        let mut tx = client.get_mut().transaction()?;
         // First statement of every write transaction: from here to COMMIT/ROLLBACK no
         // other custos writer on this database runs, so the head read next is the head
         // this transaction extends. READ COMMITTED (the default) makes each later
         // statement see everything committed before the lock was granted.
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK_KEY])?;
-        Ok(Box::new(PgTx { tx, insert: None }))
+        Ok(Box::new(PgTx { tx, stmts }))
     }
 
     fn head(&self) -> Result<Head, LogError> {
@@ -614,8 +632,32 @@ impl Backend for PostgresBackend {
 
 struct PgTx<'c> {
     tx: postgres::Transaction<'c>,
-    insert: Option<postgres::Statement>,
+    stmts: &'c mut HashMap<&'static str, postgres::Statement>,
 }
+
+impl PgTx<'_> {
+    /// `sql` prepared once per connection.
+    fn stmt(&mut self, sql: &'static str) -> Result<postgres::Statement, LogError> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.stmts.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    /// Executes a cached statement.
+    fn exec(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, LogError> {
+        let st = self.stmt(sql)?;
+        Ok(self.tx.execute(&st, params)?)
+    }
+}
+
+const INSERT_EVENTS: &str =
+    "INSERT INTO events (global_seq, tenant, tenant_seq, category, kind, occurred_at, recorded_at, label, commitment,
+     dek_version, nonce, body, tenant_chain, global_chain, purged_by)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+     $9::bytea[], $10::bigint[], $11::bytea[], $12::bytea[], $13::bytea[], $14::bytea[], $15::bigint[])";
 
 impl Tx for PgTx<'_> {
     fn head(&mut self) -> Result<Head, LogError> {
@@ -623,10 +665,8 @@ impl Tx for PgTx<'_> {
     }
 
     fn tenant_head(&mut self, tenant: &str) -> Result<Option<TenantHead>, LogError> {
-        self.tx
-            .query_opt("SELECT tenant, last_seq, chain, deleted_at FROM tenant_heads WHERE tenant = $1", &[&tenant])?
-            .map(|r| row_to_tenant_head(&r))
-            .transpose()
+        let st = self.stmt("SELECT tenant, last_seq, chain, deleted_at FROM tenant_heads WHERE tenant = $1")?;
+        self.tx.query_opt(&st, &[&tenant])?.map(|r| row_to_tenant_head(&r)).transpose()
     }
 
     fn insert(&mut self, recs: &[StoredRecord]) -> Result<(), LogError> {
@@ -668,27 +708,15 @@ impl Tx for PgTx<'_> {
             gchain.push(&r.global_chain[..]);
             purged.push(r.purged_by.map(|v| v as i64));
         }
-        let st = match &self.insert {
-            Some(s) => s.clone(),
-            None => {
-                let s = self.tx.prepare(&format!(
-                    "INSERT INTO events ({RECORD_COLS}) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
-                     $6::bigint[], $7::bigint[], $8::bigint[], $9::bytea[], $10::bigint[], $11::bytea[], $12::bytea[], $13::bytea[],
-                     $14::bytea[], $15::bigint[])"
-                ))?;
-                self.insert = Some(s.clone());
-                s
-            }
-        };
-        self.tx.execute(
-            &st,
+        self.exec(
+            INSERT_EVENTS,
             &[&seq, &tenant, &tseq, &cat, &kind, &occ, &rec_at, &label, &commit, &dekv, &nonce, &body, &tchain, &gchain, &purged],
         )?;
         Ok(())
     }
 
     fn set_tenant_head(&mut self, h: &TenantHead) -> Result<(), LogError> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO tenant_heads (tenant, last_seq, chain, deleted_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (tenant) DO UPDATE SET last_seq = excluded.last_seq, chain = excluded.chain, deleted_at = excluded.deleted_at",
             &[&h.tenant, &(h.last_seq as i64), &&h.chain[..], &h.deleted_at],
@@ -704,7 +732,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn put_dek(&mut self, d: &DekRow) -> Result<(), LogError> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO deks (tenant, version, kek_id, wrapped, seals, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (tenant, version) DO UPDATE SET kek_id = excluded.kek_id, wrapped = excluded.wrapped, seals = excluded.seals,
                active = excluded.active, created_at = excluded.created_at",

@@ -190,3 +190,27 @@ fn tampering_via_sql_is_detected_at_the_right_seq() -> TestResult {
     }
     Ok(())
 }
+
+/// Crypto-shredding leaves dead tuples holding the wrapped DEK in the table file;
+/// `compact()` (VACUUM FULL) rewrites the table so the bytes leave the live files.
+#[test]
+fn compact_removes_dead_dek_tuples_from_the_table_files() -> TestResult {
+    let Some(s) = pg_store() else { return Ok(()) };
+    let Some(server) = pg::server() else { return Ok(()) };
+    s.ingest(&sample(2, "acme"));
+    let mut c = s.pg_client();
+    let wrapped: Vec<u8> = c.query_one("SELECT wrapped FROM deks WHERE tenant = 'acme'", &[])?.get(0);
+    let file_has_it = |c: &mut postgres::Client| -> Result<bool, Box<dyn std::error::Error>> {
+        c.batch_execute("CHECKPOINT")?;
+        let rel: String = c.query_one("SELECT pg_relation_filepath('deks')", &[])?.get(0);
+        let bytes = std::fs::read(server.dir.join("data").join(rel))?;
+        Ok(bytes.windows(wrapped.len()).any(|w| w == wrapped.as_slice()))
+    };
+    // The shredding itself (a DELETE, as `tenant delete` does through the Tx trait).
+    c.batch_execute("DELETE FROM deks WHERE tenant = 'acme'")?;
+    assert!(file_has_it(&mut c)?, "the dead tuple still holds the wrapped DEK before compaction");
+    let mut log = custos_eventlog::EventLog::open(&s.location)?;
+    log.compact()?;
+    assert!(!file_has_it(&mut c)?, "VACUUM FULL must drop the dead tuple");
+    Ok(())
+}
