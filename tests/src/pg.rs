@@ -103,17 +103,22 @@ impl PgServer {
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
         ));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        // The postgres user must be able to create its socket and log here.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).map_err(|e| e.to_string())?;
         let data = dir.join("data");
         std::fs::create_dir(&data).map_err(|e| e.to_string())?;
-        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+        // Only the server's user may reach the socket (trust auth): mode 0700 on both.
+        for d in [&dir, &data] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+        }
         if is_root() {
+            // The postgres user must own the data dir and be able to create its socket
+            // and log in the temp dir; root reaches both anyway.
             let (uid, gid) = match (id_of("-u", "postgres"), id_of("-g", "postgres")) {
                 (Some(u), Some(g)) => (u, g),
                 _ => return Err("running as root but there is no `postgres` system user to run PostgreSQL as".into()),
             };
-            std::os::unix::fs::chown(&data, Some(uid), Some(gid)).map_err(|e| format!("chown {}: {e}", data.display()))?;
+            for d in [&dir, &data] {
+                std::os::unix::fs::chown(d, Some(uid), Some(gid)).map_err(|e| format!("chown {}: {e}", d.display()))?;
+            }
         }
         let server = Self { dir: dir.clone(), bin: bin.to_path_buf(), next_db: AtomicU32::new(0) };
         // Arm the watchdog before anything can be left running.
