@@ -827,3 +827,25 @@ impl Tx for PgTx<'_> {
         self.tx.commit().map_err(Into::into)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_select_postgres_and_paths_do_not() {
+        assert!(is_postgres_url("postgres:///custos?host=/run/postgresql"));
+        assert!(is_postgres_url("postgresql://u@localhost/db"));
+        assert!(!is_postgres_url("/var/lib/custos/audit.db"));
+        assert!(!is_postgres_url("postgres.db"));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:hunter2@localhost:5432/db"), "postgres://u:***@localhost:5432/db");
+        assert_eq!(redact("postgres://u:hunter2@/db?host=/tmp"), "postgres://u:***@/db?host=/tmp");
+        assert_eq!(redact("postgres:///db?host=/tmp&password=hunter2&user=u"), "postgres:///db?host=/tmp&password=***&user=u");
+        assert_eq!(redact("postgres://u@localhost/db"), "postgres://u@localhost/db");
+        assert_eq!(redact("/tmp/a:b@c.db"), "/tmp/a:b@c.db");
+    }
+}
