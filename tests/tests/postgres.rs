@@ -214,3 +214,15 @@ fn compact_removes_dead_dek_tuples_from_the_table_files() -> TestResult {
     assert!(!file_has_it(&mut c)?, "VACUUM FULL must drop the dead tuple");
     Ok(())
 }
+
+/// A store written by a newer custos (higher `schema_version`) is refused, not guessed at.
+#[test]
+fn newer_schema_version_is_refused() -> TestResult {
+    let Some(s) = pg_store() else { return Ok(()) };
+    s.run(&["whoami"]).expect(0);
+    s.pg_client().batch_execute("UPDATE schema_version SET version = 999")?;
+    let r = s.run(&["whoami"]);
+    r.expect(1);
+    assert!(r.stderr.contains("newer than this custos understands"), "{}", r.stderr);
+    Ok(())
+}
