@@ -68,6 +68,32 @@ pub enum Command {
     Quickstart(QuickstartArgs),
     /// Measure throughput against the machine's physical limits (writes a temp store).
     Bench(BenchArgs),
+    /// Legal holds and tenant deletion (crypto-shredding).
+    #[command(subcommand)]
+    Compliance(crate::cmd::holds::ComplianceCmd),
+    /// Retention policies and enforcement.
+    #[command(subcommand)]
+    Retention(crate::cmd::holds::RetentionCmd),
+    /// Write a consistent, compressed online copy of the store (Compliance+). The root key is never in it.
+    Backup(crate::cmd::holds::BackupArgs),
+    /// Restore a backup into a new store at --store (refuses to overwrite).
+    Restore(crate::cmd::holds::RestoreArgs),
+    /// Costs of runs: record and report.
+    #[command(subcommand)]
+    Cost(crate::cmd::budgets::CostCmd),
+    /// Cost budgets: set, show, pre-flight check, thresholds.
+    #[command(subcommand)]
+    Budget(crate::cmd::budgets::BudgetCmd),
+    /// Approval checkpoints of paused DAG runs.
+    #[command(subcommand)]
+    Approvals(crate::cmd::approvals::ApprovalsCmd),
+    /// Encrypted artifacts with classification labels.
+    #[command(subcommand)]
+    Artifacts(crate::cmd::artifacts::ArtifactsCmd),
+    /// Redact PII and secrets in text (FILE or stdin); needs no store.
+    Redact(crate::cmd::redact::RedactArgs),
+    /// Server mode: the HTTP(S) API on --listen (see docs/API.md); stops on SIGTERM/SIGINT.
+    Serve(crate::cmd::serve::ServeArgs),
 }
 
 /// `init`.
@@ -84,6 +110,15 @@ pub struct IngestArgs {
     /// JSONL file, or `-` for stdin.
     #[arg(default_value = "-")]
     pub file: String,
+    /// Redact PII and secrets in the string fields of `data` before events are sealed.
+    #[arg(long)]
+    pub redact: bool,
+    /// Redaction strategy with --redact: label, mask or partial.
+    #[arg(long, requires = "redact")]
+    pub strategy: Option<String>,
+    /// Custom redaction rules file with --redact.
+    #[arg(long, requires = "redact")]
+    pub rules: Option<PathBuf>,
 }
 
 /// `events ...`.
@@ -143,6 +178,41 @@ pub enum KeysCmd {
     Rotate,
     /// The Ed25519 public key auditors verify checkpoints and bundles with.
     Public,
+    /// Rotation policy, active key age, whether rotation is overdue, pending rewraps (Admin).
+    Status,
+    /// Show or set the rotation policy (recorded as `key_policy_set`) (Admin).
+    Policy {
+        /// Rotate the active KEK every N days (1..=3650; default 90).
+        #[arg(long)]
+        rotation_days: Option<u32>,
+    },
+    /// Re-wrap every DEK under the active KEK without touching event bodies; idempotent (Admin).
+    Rewrap,
+    /// Destroy a decrypt-only KEK that no DEK uses any more (Admin).
+    Retire {
+        /// Key id, e.g. key-001.
+        key_id: String,
+    },
+    /// New DEK version for a tenant and re-encrypt its bodies; crash-safe, resumable (Admin).
+    Reencrypt(ReencryptArgs),
+    /// Generate a new root key and re-wrap every KEK and the signing key under it (Admin).
+    RotateRoot {
+        /// Where to create the new root key (mode 0600; must not exist).
+        #[arg(long, value_name = "PATH")]
+        new_root_key_file: PathBuf,
+    },
+}
+
+/// `keys reencrypt`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct ReencryptArgs {
+    /// The tenant to re-encrypt.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Every live tenant, `_system` included.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `actors ...`.

@@ -7,4 +7,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod artifact;
+pub mod bundle;
+pub mod classify;
+pub mod deletion;
+mod error;
+pub mod holds;
 pub mod redact;
+
+pub use error::ComplianceError;

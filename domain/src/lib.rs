@@ -7,7 +7,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod budget;
 mod category;
+pub mod checkpoint;
 mod error;
 mod event;
 pub mod kinds;

@@ -139,6 +139,46 @@ pub struct SnapshotRow {
     pub body: Vec<u8>,
 }
 
+/// A stored artifact: metadata in the clear, content in sealed chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactRow {
+    /// `art_` + 24 hex digits.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant: String,
+    /// Display name (file name by default).
+    pub name: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the plaintext.
+    pub sha256: [u8; 32],
+    /// Classification label (None: the tenant's default label applies).
+    pub label: Option<custos_domain::Clearance>,
+    /// DEK version that sealed the chunks.
+    pub dek_version: u32,
+    /// Plaintext bytes per chunk (the last may be shorter).
+    pub chunk_size: u64,
+    /// Number of chunks (at least 1; an empty artifact has one empty final chunk).
+    pub chunks: u64,
+    /// When it was stored.
+    pub created_at: Timestamp,
+    /// Global seq of its `artifact_stored` event.
+    pub stored_seq: u64,
+}
+
+/// One sealed chunk of an artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactChunk {
+    /// Artifact id.
+    pub artifact_id: String,
+    /// Position, from 0.
+    pub index: u64,
+    /// AEAD nonce.
+    pub nonce: [u8; 12],
+    /// Ciphertext ‖ tag.
+    pub body: Vec<u8>,
+}
+
 /// Which records a scan returns (all conditions ANDed). Order is global_seq ascending.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
@@ -188,13 +228,33 @@ pub trait Backend: Send {
     fn actors(&self) -> Result<Vec<ActorRow>, LogError>;
     /// A snapshot.
     fn snapshot(&self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError>;
+    /// One artifact's metadata.
+    fn artifact(&self, id: &str) -> Result<Option<ArtifactRow>, LogError>;
+    /// Artifacts (of one tenant, or all), oldest first.
+    fn artifacts(&self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError>;
+    /// One sealed chunk (read one at a time so memory stays bounded by the chunk size).
+    fn artifact_chunk(&self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError>;
+    /// A per-tenant setting (e.g. `default_label`).
+    fn tenant_setting(&self, tenant: &str, name: &str) -> Result<Option<String>, LogError>;
     /// Bytes used by the store (for status and benchmarks).
     fn size_bytes(&self) -> Result<u64, LogError>;
-    /// Makes destroyed material (deleted DEK rows, purged bodies) leave the live
-    /// database files: SQLite truncates its WAL (`secure_delete` already zeroes freed
-    /// pages), PostgreSQL rewrites the key and event tables (`VACUUM FULL`). Backups,
-    /// WAL archives and replicas keep old pages until they expire.
-    fn compact(&mut self) -> Result<(), LogError>;
+    /// Records of `tenant` that still have a body, optionally only of `category` and with
+    /// `occurred_at < before` (retention and deletion dry runs).
+    fn count_live(&self, tenant: &str, category: Option<custos_domain::Category>, before: Option<Timestamp>) -> Result<u64, LogError>;
+    /// Number of projection snapshots stored for `tenant`.
+    fn count_snapshots(&self, tenant: &str) -> Result<u64, LogError>;
+    /// Writes a consistent copy of the whole store to `dest` (a new file) while other
+    /// processes may keep appending. The copy holds wrapped keys only, never the root key.
+    fn backup_to(&self, dest: &std::path::Path) -> Result<(), LogError>;
+    /// Makes freed space unrecoverable from the store's files after destroying key
+    /// material (SQLite: checkpoint the WAL into the database and truncate it; freed
+    /// pages are zeroed by `secure_delete`. PostgreSQL: `VACUUM FULL` of the key, event,
+    /// snapshot and artifact tables so dead tuples leave the data files). Returns false
+    /// when a concurrent reader kept the WAL from being fully truncated (run it again
+    /// later). Backups, WAL archives and replicas keep old pages until they expire.
+    fn reclaim(&self) -> Result<bool, LogError>;
+    /// Bodies still present per DEK version of a tenant: (version, count), by version.
+    fn body_counts_by_dek(&self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError>;
 }
 
 /// The write transaction. Dropping it without `commit` rolls everything back.
@@ -227,10 +287,51 @@ pub trait Tx {
     fn put_snapshot(&mut self, row: &SnapshotRow) -> Result<(), LogError>;
     /// Deletes a tenant's snapshots; returns how many.
     fn delete_snapshots(&mut self, tenant: &str) -> Result<u64, LogError>;
+    /// Same as [`Backend::count_live`], inside the transaction.
+    fn count_live(&mut self, tenant: &str, category: Option<custos_domain::Category>, before: Option<Timestamp>) -> Result<u64, LogError>;
+    /// Retention in one pass over a tenant: counts (`purged_by` None) or drops (Some) the
+    /// remaining bodies whose `occurred_at` is before the cutoff of their category
+    /// (categories not listed are untouched). Returns the count per category.
+    fn purge_before_cutoffs(
+        &mut self,
+        tenant: &str,
+        cutoffs: &[(custos_domain::Category, Timestamp)],
+        purged_by: Option<u64>,
+    ) -> Result<Vec<(custos_domain::Category, u64)>, LogError>;
     /// Drops the bodies of records, marking who purged them; returns how many changed.
     fn purge_bodies(&mut self, seqs: &[u64], purged_by: u64) -> Result<u64, LogError>;
     /// Replaces a body (re-encryption). The hashed header is untouched.
     fn replace_body(&mut self, seq: u64, dek_version: u32, nonce: &[u8; 12], body: &[u8]) -> Result<(), LogError>;
+    /// All KEK rows, oldest first, as seen inside the transaction.
+    fn keks(&mut self) -> Result<Vec<KekRow>, LogError>;
+    /// Up to `limit` DEK rows wrapped by a KEK other than `kek_id`.
+    fn deks_not_wrapped_by(&mut self, kek_id: &str, limit: u64) -> Result<Vec<DekRow>, LogError>;
+    /// How many DEK rows `kek_id` wraps.
+    fn count_deks_wrapped_by(&mut self, kek_id: &str) -> Result<u64, LogError>;
+    /// Replaces a DEK's wrapping (rewrap); the key itself, its seal count and status are untouched.
+    fn set_dek_wrapping(&mut self, tenant: &str, version: u32, kek_id: &str, wrapped: &[u8]) -> Result<(), LogError>;
+    /// Bodies still present per DEK version of a tenant: (version, count), by version.
+    fn body_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError>;
+    /// Up to `limit` records of `tenant` with a body sealed under a DEK version below `below`
+    /// and `tenant_seq > after`, in tenant_seq order (re-encryption batches).
+    fn bodies_below_dek(&mut self, tenant: &str, below: u32, after: u64, limit: u64) -> Result<Vec<StoredRecord>, LogError>;
+    /// Streams matching records as seen inside the transaction (read-your-writes; used to
+    /// re-read state under the write lock before deciding what to append).
+    fn scan(&mut self, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError>;
+    /// A tenant's DEK rows as seen inside the transaction.
+    fn deks(&mut self, tenant: &str) -> Result<Vec<DekRow>, LogError>;
+    /// A snapshot as seen inside the transaction.
+    fn snapshot(&mut self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError>;
+    /// Inserts one sealed artifact chunk.
+    fn put_artifact_chunk(&mut self, c: &ArtifactChunk) -> Result<(), LogError>;
+    /// Inserts an artifact's metadata row (after its chunks).
+    fn put_artifact(&mut self, a: &ArtifactRow) -> Result<(), LogError>;
+    /// Sets (or clears) an artifact's label; returns rows changed.
+    fn set_artifact_label(&mut self, id: &str, label: Option<custos_domain::Clearance>) -> Result<u64, LogError>;
+    /// Drops every artifact (metadata and chunks) of a tenant; returns how many artifacts.
+    fn delete_artifacts(&mut self, tenant: &str) -> Result<u64, LogError>;
+    /// Upserts a per-tenant setting.
+    fn set_tenant_setting(&mut self, tenant: &str, name: &str, value: &str) -> Result<(), LogError>;
     /// Commits durably.
     fn commit(self: Box<Self>) -> Result<(), LogError>;
 }

@@ -34,7 +34,7 @@ pub struct Keyring {
     root: SecretKey,
     keks: HashMap<String, SecretKey>,
     active_kek: Option<String>,
-    deks: Mutex<HashMap<(String, u32), Arc<Aead>>>,
+    deks: Mutex<HashMap<String, HashMap<u32, Arc<Aead>>>>,
     signing: Option<SigningKey>,
 }
 
@@ -50,26 +50,70 @@ impl Keyring {
     pub fn unlock(root: &RootKey, backend: &dyn Backend) -> Result<Self, LogError> {
         let mut keks = HashMap::new();
         let mut active = None;
+        // A key that fails while others open under the same root key was altered in the
+        // database; when none opens, the root key itself is the wrong one.
+        let mut failed: Option<(String, custos_crypto::CryptoError)> = None;
         for k in backend.keks()? {
             let Some(w) = &k.wrapped else { continue };
-            let key = root.key().unwrap_key(w, &kek_aad(&k.key_id), &k.key_id).map_err(|e| wrong_root(root, e))?;
-            if k.status == "active" {
-                active = Some(k.key_id.clone());
-            }
-            keks.insert(k.key_id.clone(), key);
-        }
-        let signing = match backend.signing_key()? {
-            Some(s) => {
-                let doc = root.key().open_blob(&s.wrapped, SIGNING_AAD, "signing key").map_err(|e| wrong_root(root, e))?;
-                let sk = SigningKey::from_pkcs8(&doc)?;
-                if sk.public_key().as_slice() != s.public_key.as_slice() {
-                    return Err(LogError::integrity(0, "the signing key does not match its stored public key"));
+            match root.key().unwrap_key(w, &kek_aad(&k.key_id), &k.key_id) {
+                Ok(key) => {
+                    if k.status == "active" {
+                        active = Some(k.key_id.clone());
+                    }
+                    keks.insert(k.key_id.clone(), key);
                 }
-                Some(sk)
+                Err(e) => {
+                    if failed.is_none() {
+                        failed = Some((k.key_id.clone(), e));
+                    }
+                }
             }
-            None => None,
-        };
+        }
+        let mut signing = None;
+        let mut signing_opened = false;
+        if let Some(s) = backend.signing_key()? {
+            match root.key().open_blob(&s.wrapped, SIGNING_AAD, "signing key") {
+                Ok(doc) => {
+                    signing_opened = true;
+                    let sk = SigningKey::from_pkcs8(&doc)?;
+                    if sk.public_key().as_slice() != s.public_key.as_slice() {
+                        return Err(LogError::integrity(0, "the signing key does not match its stored public key"));
+                    }
+                    signing = Some(sk);
+                }
+                Err(e) => {
+                    if failed.is_none() {
+                        failed = Some(("signing key".into(), e));
+                    }
+                }
+            }
+        }
+        if let Some((name, e)) = failed {
+            if keks.is_empty() && !signing_opened {
+                return Err(wrong_root(root, e));
+            }
+            return Err(LogError::integrity(
+                0,
+                format!(
+                    "wrapped key {name} does not open under the root key in {} although the store's other keys do: \
+                     its row was altered or corrupted; restore the keks/signing_key rows from a backup",
+                    root.path().display()
+                ),
+            ));
+        }
         Ok(Self { root: root.key().clone(), keks, active_kek: active, deks: Mutex::new(HashMap::new()), signing })
+    }
+
+    /// Replaces the root key in memory once a root rotation has committed.
+    pub fn set_root(&mut self, root: &RootKey) {
+        self.root = root.key().clone();
+    }
+
+    /// Ids of the KEKs unwrapped in memory.
+    pub fn kek_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.keks.keys().cloned().collect();
+        v.sort();
+        v
     }
 
     /// The root key (for wrapping new KEKs and the signing key).
@@ -116,27 +160,26 @@ impl Keyring {
         let dek = SecretKey::generate()?;
         let wrapped = self.kek(&kid)?.wrap(&dek, &dek_aad(tenant, version))?;
         let aead = Arc::new(Aead::new(&dek)?);
-        self.cache().insert((tenant.to_string(), version), aead.clone());
+        self.cache().entry(tenant.to_string()).or_default().insert(version, aead.clone());
         Ok((DekRow { tenant: tenant.to_string(), version, kek_id: kid, wrapped, seals: 0, active: true, created_at: now }, aead))
     }
 
     /// Unwraps (or takes from cache) the AEAD key of a DEK row.
     pub fn dek_from_row(&self, row: &DekRow) -> Result<Arc<Aead>, LogError> {
-        let key = (row.tenant.clone(), row.version);
-        if let Some(a) = self.cache().get(&key) {
-            return Ok(a.clone());
+        if let Some(a) = self.cached(&row.tenant, row.version) {
+            return Ok(a);
         }
         let name = format!("DEK {} v{}", row.tenant, row.version);
         let dek = self.kek(&row.kek_id)?.unwrap_key(&row.wrapped, &dek_aad(&row.tenant, row.version), &name)?;
         let a = Arc::new(Aead::new(&dek)?);
-        self.cache().insert(key, a.clone());
+        self.cache().entry(row.tenant.clone()).or_default().insert(row.version, a.clone());
         Ok(a)
     }
 
     /// The AEAD key of (tenant, version), loading its row from the backend if not cached.
     pub fn dek(&self, backend: &dyn Backend, tenant: &str, version: u32) -> Result<Option<Arc<Aead>>, LogError> {
-        if let Some(a) = self.cache().get(&(tenant.to_string(), version)) {
-            return Ok(Some(a.clone()));
+        if let Some(a) = self.cached(tenant, version) {
+            return Ok(Some(a));
         }
         match backend.deks(Some(tenant))?.into_iter().find(|d| d.version == version) {
             Some(row) => self.dek_from_row(&row).map(Some),
@@ -146,7 +189,7 @@ impl Keyring {
 
     /// Drops cached DEKs of a tenant (after deletion or re-encryption).
     pub fn forget_tenant(&self, tenant: &str) {
-        self.cache().retain(|(t, _), _| t != tenant);
+        self.cache().remove(tenant);
     }
 
     /// The signing key.
@@ -159,7 +202,12 @@ impl Keyring {
         self.signing = Some(k);
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Arc<Aead>>> {
+    /// A cached DEK, looked up without allocating (hot read path).
+    pub fn cached(&self, tenant: &str, version: u32) -> Option<Arc<Aead>> {
+        self.cache().get(tenant).and_then(|m| m.get(&version)).cloned()
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u32, Arc<Aead>>>> {
         // A poisoned cache only means another thread panicked mid-insert; the map is still valid.
         self.deks.lock().unwrap_or_else(|p| p.into_inner())
     }

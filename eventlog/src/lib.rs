@@ -18,13 +18,16 @@ mod log;
 pub mod postgres;
 pub mod rawbench;
 pub mod record;
+mod rotation;
 pub mod sqlite;
 mod verify;
 
-pub use backend::{Backend, Head, Query, StoredRecord, Tx};
+pub use backend::{ArtifactChunk, ArtifactRow, Backend, Head, Query, StoredRecord, Tx};
 pub use error::LogError;
+pub use log::max_seals_from_env;
 pub use log::{
-    checkpoint_message, cleared, Appender, Event, EventLog, Pending, Receipt, SignedCheckpoint, VerifyOptions, VerifyReport,
-    DEFAULT_MAX_SEALS,
+    checkpoint_message, cleared, prepare, Appender, Event, EventLog, Pending, Prepared, Receipt, SignedCheckpoint, VerifyOptions,
+    VerifyReport, DEFAULT_MAX_SEALS,
 };
+pub use rotation::{ReencryptBatch, RootRewrap};
 pub use verify::PURGE_KINDS;

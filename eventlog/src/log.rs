@@ -19,6 +19,16 @@ use crate::LogError;
 /// NIST SP 800-38D bounds random 96-bit nonces to 2^32 seals per key; custos stops at 2^31.
 pub const DEFAULT_MAX_SEALS: u64 = 1 << 31;
 
+/// Seals per DEK: [`DEFAULT_MAX_SEALS`], or lower when the test-only `CUSTOS_MAX_SEALS_PER_DEK`
+/// is set (it can only lower the bound, never raise it, so it cannot weaken nonce safety).
+pub fn max_seals_from_env() -> u64 {
+    std::env::var("CUSTOS_MAX_SEALS_PER_DEK")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|n| n.clamp(1, DEFAULT_MAX_SEALS))
+        .unwrap_or(DEFAULT_MAX_SEALS)
+}
+
 /// An event and who is appending it.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -171,48 +181,77 @@ pub struct Appender<'a> {
     recs: Vec<StoredRecord>,
 }
 
+/// An event whose committed body is already built: `salt ‖ canonical {actor, data}` and
+/// its commitment. Preparing needs no sequence numbers and no keys, so it can run on
+/// another thread while the writer seals and inserts the previous batch.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    tenant: TenantId,
+    category: custos_domain::Category,
+    kind: String,
+    occurred_at: Option<Timestamp>,
+    label: Option<Clearance>,
+    plain: Vec<u8>,
+    commitment: [u8; 32],
+}
+
+/// Builds committed bodies for a batch; one `getrandom` call fills every salt.
+pub fn prepare(batch: Vec<Pending>) -> Result<Vec<Prepared>, LogError> {
+    let mut salts = vec![0u8; batch.len() * SALT_LEN];
+    random_bytes(&mut salts)?;
+    Ok(batch
+        .into_iter()
+        .zip(salts.chunks_exact(SALT_LEN))
+        .map(|(p, salt)| {
+            let mut plain = Vec::with_capacity(SALT_LEN + 64 + p.event.data.as_object().map_or(64, |o| o.len() * 48));
+            plain.extend_from_slice(salt);
+            canonical::write_actor_data(&p.actor, &p.event.data, &mut plain);
+            let mut s = [0u8; SALT_LEN];
+            s.copy_from_slice(salt);
+            let commitment = commitment(&s, &plain[SALT_LEN..]);
+            let e = p.event;
+            Prepared { tenant: e.tenant, category: e.category, kind: e.kind, occurred_at: e.occurred_at, label: e.label, plain, commitment }
+        })
+        .collect())
+}
+
 impl<'a> Appender<'a> {
     /// Appends a batch inside the open transaction; returns the global seqs given.
     pub fn push(&mut self, batch: &[Pending]) -> Result<Vec<u64>, LogError> {
+        self.push_prepared(prepare(batch.to_vec())?)
+    }
+
+    /// Seals, chains and inserts prepared events inside the open transaction.
+    pub fn push_prepared(&mut self, batch: Vec<Prepared>) -> Result<Vec<u64>, LogError> {
         let now = now_micros();
-        // One getrandom call fills every nonce and salt of the batch.
-        self.rand.resize(batch.len() * (12 + SALT_LEN), 0);
+        self.rand.resize(batch.len() * 12, 0);
         random_bytes(&mut self.rand)?;
         self.recs.clear();
         let mut seqs = Vec::with_capacity(batch.len());
-        for (i, p) in batch.iter().enumerate() {
-            let ev = &p.event;
+        let mut aad = std::mem::take(&mut self.plain);
+        for (i, ev) in batch.into_iter().enumerate() {
             let occurred_at = ev.occurred_at.unwrap_or(now);
             if occurred_at > now.saturating_add(MAX_FUTURE_SKEW_MICROS) {
                 return Err(LogError::Conflict(format!("occurred_at of a {} event is in the future", ev.kind)));
             }
-            let r = &self.rand[i * (12 + SALT_LEN)..(i + 1) * (12 + SALT_LEN)];
             let mut nonce = [0u8; 12];
-            nonce.copy_from_slice(&r[..12]);
-            let mut salt = [0u8; SALT_LEN];
-            salt.copy_from_slice(&r[12..]);
-
-            self.plain.clear();
-            self.plain.extend_from_slice(&salt);
-            canonical::write(&json!({"actor": p.actor, "data": ev.data}), &mut self.plain);
-            let commit = commitment(&salt, &self.plain[SALT_LEN..]);
-
+            nonce.copy_from_slice(&self.rand[i * 12..(i + 1) * 12]);
             let global_seq = self.head.size + 1;
-            let mut body = Vec::with_capacity(self.plain.len() + 16);
-            body.extend_from_slice(&self.plain);
             let st = self.tenant_state(&ev.tenant, now)?;
             let header = Header {
                 global_seq,
-                tenant: ev.tenant.clone(),
+                tenant: ev.tenant,
                 tenant_seq: st.last_seq + 1,
                 category: ev.category,
-                kind: ev.kind.clone(),
+                kind: ev.kind,
                 occurred_at,
                 recorded_at: now,
                 label: ev.label,
-                commitment: commit,
+                commitment: ev.commitment,
             };
-            custos_crypto::seal_in_place(&st.dek, &nonce, &header.aad(st.dek_version), &mut body)?;
+            let mut body = ev.plain;
+            header.aad_into(st.dek_version, &mut aad);
+            custos_crypto::seal_in_place(&st.dek, &nonce, &aad, &mut body)?;
             let entry = header.entry_hash();
             st.chain = link(TENANT_CHAIN_PREFIX, &st.chain, &entry);
             st.last_seq += 1;
@@ -232,6 +271,7 @@ impl<'a> Appender<'a> {
                 purged_by: None,
             });
         }
+        self.plain = aad;
         self.tx.insert(&self.recs)?;
         if self.first_seq == 0 {
             self.first_seq = seqs.first().copied().unwrap_or(0);
@@ -280,10 +320,53 @@ impl<'a> Appender<'a> {
         Ok(st)
     }
 
+    /// The tenant's active DEK (made if the tenant has none yet) for sealing `seals` blobs
+    /// outside the event table (artifact chunks); the seals count against the DEK's bound.
+    pub fn dek_for(&mut self, tenant: &TenantId, seals: u64) -> Result<(u32, Arc<Aead>), LogError> {
+        let st = self.tenant_state(tenant, now_micros())?;
+        st.new_seals += seals;
+        Ok((st.dek_version, st.dek.clone()))
+    }
+
     /// The transaction, for writes that must commit atomically with the events
     /// (projection rows, purges, key rows).
     pub fn tx(&mut self) -> &mut dyn Tx {
         self.tx.as_mut()
+    }
+
+    /// The keys the appender seals with (key lifecycle operations make DEKs inside its transaction).
+    pub fn keys(&self) -> &'a Keyring {
+        self.keys
+    }
+
+    /// The keyring and the transaction together (sealing snapshots inside the transaction).
+    pub fn parts(&mut self) -> (&Keyring, &mut dyn Tx) {
+        (self.keys, self.tx.as_mut())
+    }
+
+    /// Streams decrypted events matching `q` as seen **inside** this transaction, i.e.
+    /// under the write lock: state read here cannot change before `commit`. Records are
+    /// buffered first (callers read short tails), then opened.
+    pub fn read(&mut self, q: &Query, f: &mut dyn FnMut(Event) -> Result<bool, LogError>) -> Result<(), LogError> {
+        let mut recs = vec![];
+        self.tx.scan(q, &mut |r| {
+            recs.push(r);
+            Ok(true)
+        })?;
+        let keys = self.keys;
+        let tx = self.tx.as_mut();
+        let mut lookup = |t: &str, v: u32| -> Result<Option<Arc<Aead>>, LogError> {
+            match tx.deks(t)?.into_iter().find(|d| d.version == v) {
+                Some(row) => keys.dek_from_row(&row).map(Some),
+                None => Ok(None),
+            }
+        };
+        for r in recs {
+            if !f(decrypt_record(r, &mut lookup)?)? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Head inside the transaction.
@@ -311,6 +394,27 @@ impl<'a> Appender<'a> {
     }
 }
 
+/// Finds the AEAD key of a tenant's DEK version.
+type DekLookup<'a> = dyn FnMut(&str, u32) -> Result<Option<Arc<Aead>>, LogError> + 'a;
+
+/// Opens a stored record with a DEK lookup `(tenant, version) -> key`.
+fn decrypt_record(rec: StoredRecord, dek_of: &mut DekLookup<'_>) -> Result<Event, LogError> {
+    let seq = rec.header.global_seq;
+    let (Some(nonce), Some(mut body)) = (rec.nonce, rec.body) else {
+        return Ok(Event { header: rec.header, actor: None, data: None, salt: None, purged_by: rec.purged_by });
+    };
+    let dek = dek_of(rec.header.tenant.as_str(), rec.dek_version)?
+        .ok_or_else(|| LogError::integrity(seq, format!("DEK v{} of {} is missing", rec.dek_version, rec.header.tenant)))?;
+    custos_crypto::open_in_place(&dek, &nonce, &rec.header.aad(rec.dek_version), &mut body)
+        .map_err(|_| LogError::integrity(seq, "body does not decrypt under its header"))?;
+    let (salt, canon) = split_body(&body).ok_or_else(|| LogError::integrity(seq, "body too short"))?;
+    let salt = *salt;
+    let mut v: Value = serde_json::from_slice(canon).map_err(|e| LogError::integrity(seq, format!("body is not JSON: {e}")))?;
+    let actor = v.get("actor").and_then(Value::as_str).map(str::to_string);
+    let data = v.get_mut("data").map(Value::take);
+    Ok(Event { header: rec.header, actor, data, salt: Some(salt), purged_by: rec.purged_by })
+}
+
 /// The log: a backend plus, once unlocked, its keys.
 pub struct EventLog {
     backend: Box<dyn Backend>,
@@ -328,7 +432,7 @@ impl std::fmt::Debug for EventLog {
 impl EventLog {
     /// Wraps a backend (locked: no keys yet).
     pub fn new(backend: Box<dyn Backend>) -> Self {
-        Self { backend, keys: None, max_seals: DEFAULT_MAX_SEALS }
+        Self { backend, keys: None, max_seals: max_seals_from_env() }
     }
 
     /// Opens the store at `location`: a `postgres://` / `postgresql://` URL selects
@@ -425,9 +529,10 @@ impl EventLog {
     }
 
     /// Makes destroyed key material and purged bodies leave the live database files
-    /// (see [`Backend::compact`]). Run after crypto-shredding.
-    pub fn compact(&mut self) -> Result<(), LogError> {
-        self.backend.compact()
+    /// (see [`Backend::reclaim`]). Run after crypto-shredding. Returns false when a
+    /// concurrent reader kept SQLite's WAL from being fully truncated.
+    pub fn compact(&mut self) -> Result<bool, LogError> {
+        self.backend.reclaim()
     }
 
     /// Size and head.
@@ -438,21 +543,8 @@ impl EventLog {
     /// Decrypts a stored record (purged records come back with no actor/data).
     pub fn open_record(&self, rec: StoredRecord) -> Result<Event, LogError> {
         let keys = self.keys()?;
-        let seq = rec.header.global_seq;
-        let (Some(nonce), Some(mut body)) = (rec.nonce, rec.body) else {
-            return Ok(Event { header: rec.header, actor: None, data: None, salt: None, purged_by: rec.purged_by });
-        };
-        let dek = keys
-            .dek(self.backend.as_ref(), rec.header.tenant.as_str(), rec.dek_version)?
-            .ok_or_else(|| LogError::integrity(seq, format!("DEK v{} of {} is missing", rec.dek_version, rec.header.tenant)))?;
-        custos_crypto::open_in_place(&dek, &nonce, &rec.header.aad(rec.dek_version), &mut body)
-            .map_err(|_| LogError::integrity(seq, "body does not decrypt under its header"))?;
-        let (salt, canon) = split_body(&body).ok_or_else(|| LogError::integrity(seq, "body too short"))?;
-        let salt = *salt;
-        let mut v: Value = serde_json::from_slice(canon).map_err(|e| LogError::integrity(seq, format!("body is not JSON: {e}")))?;
-        let actor = v.get("actor").and_then(Value::as_str).map(str::to_string);
-        let data = v.get_mut("data").map(Value::take);
-        Ok(Event { header: rec.header, actor, data, salt: Some(salt), purged_by: rec.purged_by })
+        let backend = self.backend.as_ref();
+        decrypt_record(rec, &mut |t, v| keys.dek(backend, t, v))
     }
 
     /// Streams decrypted events matching `q`; the callback returns false to stop.

@@ -28,7 +28,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use custos_domain::{Category, Clearance, TenantId};
+use custos_domain::{Category, Clearance, TenantId, Timestamp};
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row};
 
@@ -38,7 +38,8 @@ use crate::LogError;
 
 /// Schema versions, applied in order inside one transaction. Index i migrates from
 /// version i to i+1. Mirrors `sqlite::MIGRATIONS` entry for entry.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     global_seq   BIGINT PRIMARY KEY,
     tenant       TEXT   NOT NULL,
@@ -112,7 +113,40 @@ CREATE TABLE snapshots (
     body        BYTEA  NOT NULL,
     PRIMARY KEY (tenant, name)
 );
-"#];
+"#,
+    // 2: artifacts (chunked, each chunk sealed with the tenant's DEK) and per-tenant settings.
+    r#"
+CREATE TABLE artifacts (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT   NOT NULL,
+    name        TEXT   NOT NULL,
+    size        BIGINT NOT NULL,
+    sha256      BYTEA  NOT NULL,
+    label       TEXT,
+    dek_version BIGINT NOT NULL,
+    chunk_size  BIGINT NOT NULL,
+    chunks      BIGINT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    stored_seq  BIGINT NOT NULL
+);
+CREATE INDEX artifacts_tenant ON artifacts (tenant, created_at);
+CREATE TABLE artifact_chunks (
+    artifact_id TEXT   NOT NULL,
+    idx         BIGINT NOT NULL,
+    nonce       BYTEA  NOT NULL,
+    body        BYTEA  NOT NULL,
+    PRIMARY KEY (artifact_id, idx)
+);
+-- Ciphertext does not compress; do not let TOAST try.
+ALTER TABLE artifact_chunks ALTER COLUMN body SET STORAGE EXTERNAL;
+CREATE TABLE tenant_settings (
+    tenant TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+"#,
+];
 
 // A migration added to one backend and not the other fails the build here.
 const _: () = assert!(MIGRATIONS.len() as i64 == crate::sqlite::SCHEMA_VERSION, "postgres::MIGRATIONS must mirror sqlite::MIGRATIONS");
@@ -126,8 +160,24 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub const WRITE_LOCK_KEY: i64 = 0x6375_7374_6f73_0001;
 
 /// Tables a custos store owns (in the connection's current schema).
-pub const TABLES: &[&str] =
-    &["schema_version", "events", "tenant_heads", "keks", "deks", "signing_key", "checkpoints", "actors", "snapshots"];
+pub const TABLES: &[&str] = &[
+    "schema_version",
+    "events",
+    "tenant_heads",
+    "keks",
+    "deks",
+    "signing_key",
+    "checkpoints",
+    "actors",
+    "snapshots",
+    "artifacts",
+    "artifact_chunks",
+    "tenant_settings",
+];
+
+/// Tables that can hold destroyed key material or purged/deleted ciphertext as dead
+/// tuples; `reclaim` rewrites them (`VACUUM FULL`).
+const RECLAIM_TABLES: &str = "deks, keks, signing_key, events, snapshots, tenant_heads, artifacts, artifact_chunks, tenant_settings";
 
 /// Rows fetched per round trip by `scan` (bounds its memory for any log size).
 const SCAN_BATCH: i32 = 1000;
@@ -415,6 +465,73 @@ fn head_of(c: &mut impl GenericClient) -> Result<Head, LogError> {
     }
 }
 
+fn snapshot_of(c: &mut impl GenericClient, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
+    c.query_opt(
+        "SELECT tenant, name, covers_seq, dek_version, nonce, body FROM snapshots WHERE tenant = $1 AND name = $2",
+        &[&tenant, &name],
+    )?
+    .map(|r| {
+        let n: Vec<u8> = r.try_get(4)?;
+        Ok(SnapshotRow {
+            tenant: r.try_get(0)?,
+            name: r.try_get(1)?,
+            covers_seq: u64_of(&r, 2, "covers_seq")?,
+            dek_version: u32_of(&r, 3, "dek_version")?,
+            nonce: n.as_slice().try_into().map_err(|_| bad("nonce", "12 bytes"))?,
+            body: r.try_get(5)?,
+        })
+    })
+    .transpose()
+}
+
+fn keks_of(c: &mut impl GenericClient) -> Result<Vec<KekRow>, LogError> {
+    c.query("SELECT key_id, wrapped, status, created_at FROM keks ORDER BY key_id COLLATE \"C\"", &[])?
+        .iter()
+        .map(|r| Ok(KekRow { key_id: r.try_get(0)?, wrapped: r.try_get(1)?, status: r.try_get(2)?, created_at: r.try_get(3)? }))
+        .collect()
+}
+
+fn count_live_in(c: &mut impl GenericClient, tenant: &str, category: Option<Category>, before: Option<Timestamp>) -> Result<u64, LogError> {
+    let r = c.query_one(
+        "SELECT count(*) FROM events WHERE tenant = $1 AND body IS NOT NULL
+         AND ($2::bigint IS NULL OR category = $2) AND ($3::bigint IS NULL OR occurred_at < $3)",
+        &[&tenant, &category.map(|c| i64::from(c.code())), &before],
+    )?;
+    u64_of(&r, 0, "count")
+}
+
+fn body_counts(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+    c.query(
+        "SELECT dek_version, count(*) FROM events WHERE tenant = $1 AND body IS NOT NULL GROUP BY dek_version ORDER BY dek_version",
+        &[&tenant],
+    )?
+    .iter()
+    .map(|r| Ok((u32_of(r, 0, "dek_version")?, u64_of(r, 1, "count")?)))
+    .collect()
+}
+
+const ARTIFACT_COLS: &str = "id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq";
+
+fn row_to_artifact(r: &Row) -> Result<ArtifactRow, LogError> {
+    let label: Option<String> = r.try_get(5)?;
+    Ok(ArtifactRow {
+        id: r.try_get(0)?,
+        tenant: r.try_get(1)?,
+        name: r.try_get(2)?,
+        size: u64_of(r, 3, "size")?,
+        sha256: blob32(r, 4, "sha256")?,
+        label: match label {
+            Some(l) => Some(l.parse().map_err(|_| bad("label", "a label name"))?),
+            None => None,
+        },
+        dek_version: u32_of(r, 6, "dek_version")?,
+        chunk_size: u64_of(r, 7, "chunk_size")?,
+        chunks: u64_of(r, 8, "chunks")?,
+        created_at: r.try_get(9)?,
+        stored_seq: u64_of(r, 10, "stored_seq")?,
+    })
+}
+
 /// The WHERE/ORDER/LIMIT of a scan and its parameters.
 fn scan_sql(q: &Query) -> (String, Vec<Box<dyn ToSql + Sync>>) {
     let mut sql = format!("SELECT {RECORD_COLS} FROM events WHERE TRUE");
@@ -533,12 +650,7 @@ impl Backend for PostgresBackend {
     }
 
     fn keks(&self) -> Result<Vec<KekRow>, LogError> {
-        self.with(|c| {
-            c.query("SELECT key_id, wrapped, status, created_at FROM keks ORDER BY key_id", &[])?
-                .iter()
-                .map(|r| Ok(KekRow { key_id: r.try_get(0)?, wrapped: r.try_get(1)?, status: r.try_get(2)?, created_at: r.try_get(3)? }))
-                .collect()
-        })
+        self.with(keks_of)
     }
 
     fn deks(&self, tenant: Option<&str>) -> Result<Vec<DekRow>, LogError> {
@@ -589,24 +701,7 @@ impl Backend for PostgresBackend {
     }
 
     fn snapshot(&self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
-        self.with(|c| {
-            c.query_opt(
-                "SELECT tenant, name, covers_seq, dek_version, nonce, body FROM snapshots WHERE tenant = $1 AND name = $2",
-                &[&tenant, &name],
-            )?
-            .map(|r| {
-                let n: Vec<u8> = r.try_get(4)?;
-                Ok(SnapshotRow {
-                    tenant: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    covers_seq: u64_of(&r, 2, "covers_seq")?,
-                    dek_version: u32_of(&r, 3, "dek_version")?,
-                    nonce: n.as_slice().try_into().map_err(|_| bad("nonce", "12 bytes"))?,
-                    body: r.try_get(5)?,
-                })
-            })
-            .transpose()
-        })
+        self.with(|c| snapshot_of(c, tenant, name))
     }
 
     fn size_bytes(&self) -> Result<u64, LogError> {
@@ -621,12 +716,119 @@ impl Backend for PostgresBackend {
         })
     }
 
-    fn compact(&mut self) -> Result<(), LogError> {
-        // Rewrites the tables so dead tuples (old DEK wraps, purged bodies, dropped
-        // snapshots) leave the data files. WAL, archives and replicas keep old pages
-        // until they expire (docs/OPERATIONS.md). Cannot run inside a transaction.
-        self.client.get_mut().batch_execute("VACUUM (FULL, ANALYZE) deks, keks, signing_key, events, snapshots, tenant_heads")?;
-        Ok(())
+    fn count_live(&self, tenant: &str, category: Option<Category>, before: Option<Timestamp>) -> Result<u64, LogError> {
+        self.with(|c| count_live_in(c, tenant, category, before))
+    }
+
+    fn count_snapshots(&self, tenant: &str) -> Result<u64, LogError> {
+        self.with(|c| {
+            let r = c.query_one("SELECT count(*) FROM snapshots WHERE tenant = $1", &[&tenant])?;
+            u64_of(&r, 0, "count")
+        })
+    }
+
+    fn backup_to(&self, _dest: &std::path::Path) -> Result<(), LogError> {
+        // A file copy of one schema would miss what PostgreSQL already does better
+        // (consistent online dumps, PITR from WAL archives); point at those instead.
+        Err(LogError::Unsupported(format!(
+            "custos backup writes SQLite files and is not supported on the PostgreSQL store {}; back it up with \
+             `pg_dump --format=custom` (or base backups + WAL archiving) and restore with `pg_restore` (docs/OPERATIONS.md, PostgreSQL stores)",
+            redact(&self.location)
+        )))
+    }
+
+    fn reclaim(&self) -> Result<bool, LogError> {
+        self.with(|c| {
+            // VACUUM keeps a dead row version while any snapshot could still see it: its own
+            // snapshot's xmin is the oldest transaction running in the whole cluster (any
+            // database), and sessions of this database may hold older snapshots. So first
+            // wait (up to the busy timeout) until every transaction that was running when
+            // the shredding committed has ended and no other session of this database holds
+            // a snapshot; otherwise the rewrite would copy the destroyed rows verbatim.
+            let target: i64 = c.query_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint", &[])?.try_get(0)?;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(crate::sqlite::busy_timeout_ms());
+            let clear = loop {
+                let r = c.query_one(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= $1,
+                       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+                        AND backend_xmin IS NOT NULL)",
+                    &[&target],
+                )?;
+                let (older_done, pinned): (bool, i64) = (r.try_get(0)?, r.try_get(1)?);
+                if older_done && pinned == 0 {
+                    break true;
+                }
+                if std::time::Instant::now() >= deadline {
+                    break false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            };
+            // Rewrites the tables so dead tuples (deleted DEK wraps, retired KEKs, purged
+            // bodies, dropped snapshots and artifact chunks) leave the data files. WAL,
+            // archives and replicas keep old pages until they expire (docs/OPERATIONS.md).
+            // VACUUM cannot run inside a transaction block, hence a bare statement.
+            match c.batch_execute(&format!("VACUUM (FULL, ANALYZE) {RECLAIM_TABLES}")) {
+                Ok(()) => Ok(clear),
+                // Another session holds a table lock longer than the lock timeout: the
+                // shredding itself is committed, only the rewrite has to be retried.
+                Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    fn body_counts_by_dek(&self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+        self.with(|c| body_counts(c, tenant))
+    }
+
+    fn artifact(&self, id: &str) -> Result<Option<ArtifactRow>, LogError> {
+        self.with(|c| {
+            c.query_opt(&format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE id = $1"), &[&id])?.map(|r| row_to_artifact(&r)).transpose()
+        })
+    }
+
+    fn artifacts(&self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
+        self.with(|c| {
+            // COLLATE "C": byte order, as SQLite sorts text.
+            let rows = match tenant {
+                Some(t) => c.query(
+                    &format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE tenant = $1 ORDER BY created_at, id COLLATE \"C\""),
+                    &[&t],
+                )?,
+                None => c.query(
+                    &format!("SELECT {ARTIFACT_COLS} FROM artifacts ORDER BY tenant COLLATE \"C\", created_at, id COLLATE \"C\""),
+                    &[],
+                )?,
+            };
+            rows.iter().map(row_to_artifact).collect()
+        })
+    }
+
+    fn artifact_chunk(&self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
+        self.with(|c| {
+            c.query_opt(
+                "SELECT artifact_id, idx, nonce, body FROM artifact_chunks WHERE artifact_id = $1 AND idx = $2",
+                &[&id, &(index.min(i64::MAX as u64) as i64)],
+            )?
+            .map(|r| {
+                let n: Vec<u8> = r.try_get(2)?;
+                Ok(ArtifactChunk {
+                    artifact_id: r.try_get(0)?,
+                    index: u64_of(&r, 1, "idx")?,
+                    nonce: n.as_slice().try_into().map_err(|_| bad("nonce", "12 bytes"))?,
+                    body: r.try_get(3)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn tenant_setting(&self, tenant: &str, name: &str) -> Result<Option<String>, LogError> {
+        self.with(|c| {
+            c.query_opt("SELECT value FROM tenant_settings WHERE tenant = $1 AND name = $2", &[&tenant, &name])?
+                .map(|r| r.try_get(0).map_err(LogError::from))
+                .transpose()
+        })
     }
 }
 
@@ -819,6 +1021,180 @@ impl Tx for PgTx<'_> {
         self.tx.execute(
             "UPDATE events SET dek_version = $2, nonce = $3, body = $4 WHERE global_seq = $1 AND body IS NOT NULL",
             &[&(seq as i64), &i64::from(dek_version), &&nonce[..], &body],
+        )?;
+        Ok(())
+    }
+
+    fn count_live(&mut self, tenant: &str, category: Option<Category>, before: Option<Timestamp>) -> Result<u64, LogError> {
+        count_live_in(&mut self.tx, tenant, category, before)
+    }
+
+    fn purge_before_cutoffs(
+        &mut self,
+        tenant: &str,
+        cutoffs: &[(Category, Timestamp)],
+        purged_by: Option<u64>,
+    ) -> Result<Vec<(Category, u64)>, LogError> {
+        let mut out: Vec<(Category, u64)> = cutoffs.iter().map(|(c, _)| (*c, 0)).collect();
+        if cutoffs.is_empty() {
+            return Ok(out);
+        }
+        let mut args: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(tenant.to_string())];
+        if let Some(p) = purged_by {
+            args.push(Box::new(p as i64));
+        }
+        // One pass over the tenant, each row compared with its category's cutoff
+        // (categories not listed compare with NULL: never purged).
+        let mut case = String::from("CASE category");
+        for (c, t) in cutoffs {
+            args.push(Box::new(i64::from(c.code())));
+            args.push(Box::new(*t));
+            case.push_str(&format!(" WHEN ${}::bigint THEN ${}::bigint", args.len() - 1, args.len()));
+        }
+        case.push_str(" ELSE NULL END");
+        let sql = match purged_by {
+            Some(_) => format!(
+                "UPDATE events SET body = NULL, nonce = NULL, purged_by = $2 WHERE tenant = $1 AND body IS NOT NULL AND occurred_at < {case} RETURNING category"
+            ),
+            None => format!("SELECT category FROM events WHERE tenant = $1 AND body IS NOT NULL AND occurred_at < {case}"),
+        };
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|b| b.as_ref()).collect();
+        for r in self.tx.query(sql.as_str(), &params)? {
+            let code: i64 = r.try_get(0)?;
+            if let Some(slot) = out.iter_mut().find(|(c, _)| i64::from(c.code()) == code) {
+                slot.1 += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    fn keks(&mut self) -> Result<Vec<KekRow>, LogError> {
+        keks_of(&mut self.tx)
+    }
+
+    fn deks_not_wrapped_by(&mut self, kek_id: &str, limit: u64) -> Result<Vec<DekRow>, LogError> {
+        self.tx
+            .query(
+                &format!("SELECT {DEK_COLS} FROM deks WHERE kek_id <> $1 ORDER BY tenant COLLATE \"C\", version LIMIT $2"),
+                &[&kek_id, &(limit.min(i64::MAX as u64) as i64)],
+            )?
+            .iter()
+            .map(row_to_dek)
+            .collect()
+    }
+
+    fn count_deks_wrapped_by(&mut self, kek_id: &str) -> Result<u64, LogError> {
+        let r = self.tx.query_one("SELECT count(*) FROM deks WHERE kek_id = $1", &[&kek_id])?;
+        u64_of(&r, 0, "count")
+    }
+
+    fn set_dek_wrapping(&mut self, tenant: &str, version: u32, kek_id: &str, wrapped: &[u8]) -> Result<(), LogError> {
+        self.exec(
+            "UPDATE deks SET kek_id = $3, wrapped = $4 WHERE tenant = $1 AND version = $2",
+            &[&tenant, &i64::from(version), &kek_id, &wrapped],
+        )?;
+        Ok(())
+    }
+
+    fn body_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+        body_counts(&mut self.tx, tenant)
+    }
+
+    fn bodies_below_dek(&mut self, tenant: &str, below: u32, after: u64, limit: u64) -> Result<Vec<StoredRecord>, LogError> {
+        self.tx
+            .query(
+                &format!(
+                    "SELECT {RECORD_COLS} FROM events WHERE tenant = $1 AND tenant_seq > $2 AND dek_version < $3 AND body IS NOT NULL
+                     ORDER BY tenant_seq LIMIT $4"
+                ),
+                &[&tenant, &(after.min(i64::MAX as u64) as i64), &i64::from(below), &(limit.min(i64::MAX as u64) as i64)],
+            )?
+            .iter()
+            .map(row_to_record)
+            .collect()
+    }
+
+    fn scan(&mut self, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError> {
+        let (sql, args) = scan_sql(q);
+        let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|b| b.as_ref()).collect();
+        // A portal inside the write transaction: sees its own writes, SCAN_BATCH rows per round trip.
+        let portal = self.tx.bind(sql.as_str(), &params)?;
+        loop {
+            let rows = self.tx.query_portal(&portal, SCAN_BATCH)?;
+            let n = rows.len();
+            for r in rows {
+                let rec = match row_to_record(&r) {
+                    Ok(rec) => rec,
+                    Err(e) => {
+                        let seq = r.try_get::<_, i64>(0).map(|s| s as u64).unwrap_or(0);
+                        return Err(LogError::integrity(seq, e.to_string()));
+                    }
+                };
+                if !f(rec)? {
+                    return Ok(());
+                }
+            }
+            if n < SCAN_BATCH as usize {
+                return Ok(());
+            }
+        }
+    }
+
+    fn deks(&mut self, tenant: &str) -> Result<Vec<DekRow>, LogError> {
+        self.tx
+            .query(&format!("SELECT {DEK_COLS} FROM deks WHERE tenant = $1 ORDER BY version"), &[&tenant])?
+            .iter()
+            .map(row_to_dek)
+            .collect()
+    }
+
+    fn snapshot(&mut self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
+        snapshot_of(&mut self.tx, tenant, name)
+    }
+
+    fn put_artifact_chunk(&mut self, c: &ArtifactChunk) -> Result<(), LogError> {
+        self.exec(
+            "INSERT INTO artifact_chunks (artifact_id, idx, nonce, body) VALUES ($1, $2, $3, $4)",
+            &[&c.artifact_id, &(c.index.min(i64::MAX as u64) as i64), &&c.nonce[..], &c.body],
+        )?;
+        Ok(())
+    }
+
+    fn put_artifact(&mut self, a: &ArtifactRow) -> Result<(), LogError> {
+        self.tx.execute(
+            "INSERT INTO artifacts (id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                &a.id,
+                &a.tenant,
+                &a.name,
+                &(a.size as i64),
+                &&a.sha256[..],
+                &a.label.map(Clearance::as_str),
+                &i64::from(a.dek_version),
+                &(a.chunk_size as i64),
+                &(a.chunks as i64),
+                &a.created_at,
+                &(a.stored_seq as i64),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_artifact_label(&mut self, id: &str, label: Option<Clearance>) -> Result<u64, LogError> {
+        Ok(self.tx.execute("UPDATE artifacts SET label = $2 WHERE id = $1", &[&id, &label.map(Clearance::as_str)])?)
+    }
+
+    fn delete_artifacts(&mut self, tenant: &str) -> Result<u64, LogError> {
+        self.tx.execute("DELETE FROM artifact_chunks WHERE artifact_id IN (SELECT id FROM artifacts WHERE tenant = $1)", &[&tenant])?;
+        Ok(self.tx.execute("DELETE FROM artifacts WHERE tenant = $1", &[&tenant])?)
+    }
+
+    fn set_tenant_setting(&mut self, tenant: &str, name: &str, value: &str) -> Result<(), LogError> {
+        self.tx.execute(
+            "INSERT INTO tenant_settings (tenant, name, value) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, name) DO UPDATE SET value = excluded.value",
+            &[&tenant, &name, &value],
         )?;
         Ok(())
     }

@@ -144,3 +144,68 @@ pub fn pg_raw_scan(url: &str) -> Result<(u64, f64), LogError> {
     std::hint::black_box(sum);
     Ok((n, t0.elapsed().as_secs_f64()))
 }
+
+/// Drops every other body of the raw table (what a retention run purging half does) in
+/// one transaction with `secure_delete=ON`. Returns (rows changed, seconds).
+pub fn raw_purge_half(path: &Path) -> Result<(u64, f64), LogError> {
+    let mut c = Connection::open(path)?;
+    c.execute_batch("PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;")?;
+    let t0 = Instant::now();
+    let tx = c.transaction()?;
+    let n = tx.execute("UPDATE raw SET body = NULL, nonce = NULL, purged_by = 1 WHERE body IS NOT NULL AND occurred_at % 2 = 0", [])?;
+    tx.commit()?;
+    Ok((n as u64, t0.elapsed().as_secs_f64()))
+}
+
+/// Drops every remaining body of one tenant of the raw table, then truncates the WAL
+/// (what a deletion does minus keys and events). Returns (rows changed, seconds).
+pub fn raw_purge_tenant(path: &Path, tenant: &str) -> Result<(u64, f64), LogError> {
+    let mut c = Connection::open(path)?;
+    c.execute_batch("PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;")?;
+    let t0 = Instant::now();
+    let tx = c.transaction()?;
+    let n = tx.execute("UPDATE raw SET body = NULL, nonce = NULL, purged_by = 1 WHERE tenant = ?1 AND body IS NOT NULL", [tenant])?;
+    tx.commit()?;
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok((n as u64, t0.elapsed().as_secs_f64()))
+}
+
+/// Copies a database with the online backup API (no compression). Returns (bytes, seconds).
+pub fn raw_backup(src: &Path, dest: &Path) -> Result<(u64, f64), LogError> {
+    let c = Connection::open(src)?;
+    let mut d = Connection::open(dest)?;
+    let t0 = Instant::now();
+    {
+        let b = rusqlite::backup::Backup::new(&c, &mut d)?;
+        while b.step(-1)? != rusqlite::backup::StepResult::Done {}
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    Ok((std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0), secs))
+}
+
+/// Rewrites the body and nonce of every row of the raw table (made by [`raw_insert`]) by
+/// primary key, `batch` rows per transaction — the storage half of a re-encryption.
+/// Returns (rows, seconds).
+pub fn raw_update(path: &Path, batch: u64) -> Result<(u64, f64), LogError> {
+    let mut c = Connection::open(path)?;
+    c.execute_batch("PRAGMA synchronous=FULL;")?;
+    let n: i64 = c.query_row("SELECT count(*) FROM raw", [], |r| r.get(0))?;
+    let len: i64 = c.query_row("SELECT coalesce(max(length(body)), 0) FROM raw", [], |r| r.get(0))?;
+    let body = vec![0xa5u8; len as usize];
+    let nonce = [2u8; 12];
+    let t0 = Instant::now();
+    let mut seq = 1i64;
+    while seq <= n {
+        let tx = c.transaction()?;
+        {
+            let mut st = tx.prepare_cached("UPDATE raw SET dek_version = 2, nonce = ?2, body = ?3 WHERE seq = ?1")?;
+            let end = (seq + batch.max(1) as i64).min(n + 1);
+            for s in seq..end {
+                st.execute(params![s, &nonce[..], &body[..]])?;
+            }
+            seq = end;
+        }
+        tx.commit()?;
+    }
+    Ok((n as u64, t0.elapsed().as_secs_f64()))
+}

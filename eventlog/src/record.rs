@@ -81,16 +81,22 @@ impl Header {
     /// kind, occurred_at, commitment and the DEK version that sealed it.
     pub fn aad(&self, dek_version: u32) -> Vec<u8> {
         let mut v = Vec::with_capacity(160);
-        lp_vec(&mut v, AAD_FORMAT);
-        lp_vec(&mut v, self.tenant.as_str().as_bytes());
-        lp_vec(&mut v, &self.tenant_seq.to_be_bytes());
-        lp_vec(&mut v, &self.global_seq.to_be_bytes());
-        lp_vec(&mut v, self.category.as_str().as_bytes());
-        lp_vec(&mut v, self.kind.as_bytes());
-        lp_vec(&mut v, &self.occurred_at.to_be_bytes());
-        lp_vec(&mut v, &self.commitment);
-        lp_vec(&mut v, &dek_version.to_be_bytes());
+        self.aad_into(dek_version, &mut v);
         v
+    }
+
+    /// [`Header::aad`] into a reused buffer (hot read and verify paths).
+    pub fn aad_into(&self, dek_version: u32, v: &mut Vec<u8>) {
+        v.clear();
+        lp_vec(v, AAD_FORMAT);
+        lp_vec(v, self.tenant.as_str().as_bytes());
+        lp_vec(v, &self.tenant_seq.to_be_bytes());
+        lp_vec(v, &self.global_seq.to_be_bytes());
+        lp_vec(v, self.category.as_str().as_bytes());
+        lp_vec(v, self.kind.as_bytes());
+        lp_vec(v, &self.occurred_at.to_be_bytes());
+        lp_vec(v, &self.commitment);
+        lp_vec(v, &dek_version.to_be_bytes());
     }
 }
 

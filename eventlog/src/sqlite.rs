@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use custos_domain::{Category, Clearance, TenantId};
+use custos_domain::{Category, Clearance, TenantId, Timestamp};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use crate::backend::*;
@@ -12,7 +12,8 @@ use crate::record::Header;
 use crate::LogError;
 
 /// Schema versions, applied in order. Index i migrates from user_version i to i+1.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     global_seq   INTEGER PRIMARY KEY,
     tenant       TEXT    NOT NULL,
@@ -84,7 +85,38 @@ CREATE TABLE snapshots (
     body        BLOB    NOT NULL,
     PRIMARY KEY (tenant, name)
 );
-"#];
+"#,
+    // 2: artifacts (chunked, each chunk sealed with the tenant's DEK) and per-tenant settings.
+    r#"
+CREATE TABLE artifacts (
+    id          TEXT PRIMARY KEY,
+    tenant      TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    size        INTEGER NOT NULL,
+    sha256      BLOB    NOT NULL,
+    label       TEXT,
+    dek_version INTEGER NOT NULL,
+    chunk_size  INTEGER NOT NULL,
+    chunks      INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL,
+    stored_seq  INTEGER NOT NULL
+);
+CREATE INDEX artifacts_tenant ON artifacts (tenant, created_at);
+CREATE TABLE artifact_chunks (
+    artifact_id TEXT    NOT NULL,
+    idx         INTEGER NOT NULL,
+    nonce       BLOB    NOT NULL,
+    body        BLOB    NOT NULL,
+    PRIMARY KEY (artifact_id, idx)
+);
+CREATE TABLE tenant_settings (
+    tenant TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+"#,
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -233,6 +265,28 @@ fn row_to_record(r: &Row) -> rusqlite::Result<StoredRecord> {
     })
 }
 
+const ARTIFACT_COLS: &str = "id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq";
+
+fn row_to_artifact(r: &Row) -> rusqlite::Result<ArtifactRow> {
+    let label: Option<String> = r.get(5)?;
+    Ok(ArtifactRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        name: r.get(2)?,
+        size: r.get::<_, i64>(3)? as u64,
+        sha256: blob32(r, 4)?,
+        label: match label {
+            Some(l) => Some(l.parse().map_err(|_| bad_col(5, "label name"))?),
+            None => None,
+        },
+        dek_version: r.get::<_, i64>(6)? as u32,
+        chunk_size: r.get::<_, i64>(7)? as u64,
+        chunks: r.get::<_, i64>(8)? as u64,
+        created_at: r.get(9)?,
+        stored_seq: r.get::<_, i64>(10)? as u64,
+    })
+}
+
 fn row_to_dek(r: &Row) -> rusqlite::Result<DekRow> {
     Ok(DekRow {
         tenant: r.get(0)?,
@@ -265,6 +319,24 @@ fn head_of(conn: &Connection) -> Result<Head, LogError> {
     Ok(h.unwrap_or_default())
 }
 
+fn count_live_in(conn: &Connection, tenant: &str, category: Option<Category>, before: Option<Timestamp>) -> Result<u64, LogError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM events WHERE tenant = ?1 AND body IS NOT NULL
+             AND (?2 IS NULL OR category = ?2) AND (?3 IS NULL OR occurred_at < ?3)",
+        )?
+        .query_row(params![tenant, category.map(|c| i64::from(c.code())), before], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+fn body_counts(conn: &Connection, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+    let mut st = conn.prepare_cached(
+        "SELECT dek_version, count(*) FROM events WHERE tenant = ?1 AND body IS NOT NULL GROUP BY dek_version ORDER BY dek_version",
+    )?;
+    let rows = st.query_map([tenant], |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn tenant_head_of(conn: &Connection, tenant: &str) -> Result<Option<TenantHead>, LogError> {
     Ok(conn
         .prepare_cached("SELECT tenant, last_seq, chain, deleted_at FROM tenant_heads WHERE tenant = ?1")?
@@ -272,6 +344,69 @@ fn tenant_head_of(conn: &Connection, tenant: &str) -> Result<Option<TenantHead>,
             Ok(TenantHead { tenant: r.get(0)?, last_seq: r.get::<_, i64>(1)? as u64, chain: blob32(r, 2)?, deleted_at: r.get(3)? })
         })
         .optional()?)
+}
+
+fn snapshot_of(conn: &Connection, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
+    Ok(conn
+        .query_row(
+            "SELECT tenant, name, covers_seq, dek_version, nonce, body FROM snapshots WHERE tenant = ?1 AND name = ?2",
+            [tenant, name],
+            |r| {
+                let n: Vec<u8> = r.get(4)?;
+                Ok(SnapshotRow {
+                    tenant: r.get(0)?,
+                    name: r.get(1)?,
+                    covers_seq: r.get::<_, i64>(2)? as u64,
+                    dek_version: r.get::<_, i64>(3)? as u32,
+                    nonce: n.as_slice().try_into().map_err(|_| bad_col(4, "12-byte nonce"))?,
+                    body: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+fn scan_conn(conn: &Connection, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError> {
+    let mut sql = format!("SELECT {RECORD_COLS} FROM events WHERE 1=1");
+    let mut args: Vec<rusqlite::types::Value> = vec![];
+    let mut push = |cond: &str, v: rusqlite::types::Value, sql: &mut String| {
+        args.push(v);
+        sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+    };
+    if let Some(t) = &q.tenant {
+        push("tenant =", t.clone().into(), &mut sql);
+    }
+    if let Some(c) = q.category {
+        push("category =", i64::from(c.code()).into(), &mut sql);
+    }
+    if let Some(k) = &q.kind {
+        push("kind =", k.clone().into(), &mut sql);
+    }
+    if let Some(s) = q.since {
+        push("occurred_at >=", s.into(), &mut sql);
+    }
+    if let Some(u) = q.until {
+        push("occurred_at <", u.into(), &mut sql);
+    }
+    if let Some(s) = q.from_seq {
+        push("global_seq >=", (s as i64).into(), &mut sql);
+    }
+    if let Some(s) = q.after_tenant_seq {
+        push("tenant_seq >", (s as i64).into(), &mut sql);
+    }
+    sql.push_str(" ORDER BY global_seq");
+    if let Some(l) = q.limit {
+        sql.push_str(&format!(" LIMIT {l}"));
+    }
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    while let Some(r) = rows.next()? {
+        let rec = row_to_record(r).map_err(|e| LogError::integrity(r.get::<_, i64>(0).unwrap_or(0) as u64, e.to_string()))?;
+        if !f(rec)? {
+            break;
+        }
+    }
+    Ok(())
 }
 
 impl Backend for SqliteBackend {
@@ -289,46 +424,7 @@ impl Backend for SqliteBackend {
     }
 
     fn scan(&self, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError> {
-        let mut sql = format!("SELECT {RECORD_COLS} FROM events WHERE 1=1");
-        let mut args: Vec<rusqlite::types::Value> = vec![];
-        let mut push = |cond: &str, v: rusqlite::types::Value, sql: &mut String| {
-            args.push(v);
-            sql.push_str(&format!(" AND {cond} ?{}", args.len()));
-        };
-        if let Some(t) = &q.tenant {
-            push("tenant =", t.clone().into(), &mut sql);
-        }
-        if let Some(c) = q.category {
-            push("category =", i64::from(c.code()).into(), &mut sql);
-        }
-        if let Some(k) = &q.kind {
-            push("kind =", k.clone().into(), &mut sql);
-        }
-        if let Some(s) = q.since {
-            push("occurred_at >=", s.into(), &mut sql);
-        }
-        if let Some(u) = q.until {
-            push("occurred_at <", u.into(), &mut sql);
-        }
-        if let Some(s) = q.from_seq {
-            push("global_seq >=", (s as i64).into(), &mut sql);
-        }
-        if let Some(s) = q.after_tenant_seq {
-            push("tenant_seq >", (s as i64).into(), &mut sql);
-        }
-        sql.push_str(" ORDER BY global_seq");
-        if let Some(l) = q.limit {
-            sql.push_str(&format!(" LIMIT {l}"));
-        }
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-        while let Some(r) = rows.next()? {
-            let rec = row_to_record(r).map_err(|e| LogError::integrity(r.get::<_, i64>(0).unwrap_or(0) as u64, e.to_string()))?;
-            if !f(rec)? {
-                break;
-            }
-        }
-        Ok(())
+        scan_conn(&self.conn, q, f)
     }
 
     fn record(&self, seq: u64) -> Result<Option<StoredRecord>, LogError> {
@@ -411,23 +507,91 @@ impl Backend for SqliteBackend {
     }
 
     fn snapshot(&self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
+        snapshot_of(&self.conn, tenant, name)
+    }
+
+    fn count_live(&self, tenant: &str, category: Option<Category>, before: Option<Timestamp>) -> Result<u64, LogError> {
+        count_live_in(&self.conn, tenant, category, before)
+    }
+
+    fn count_snapshots(&self, tenant: &str) -> Result<u64, LogError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM snapshots WHERE tenant = ?1", [tenant], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    fn backup_to(&self, dest: &Path) -> Result<(), LogError> {
+        if dest.exists() {
+            return Err(LogError::Exists(dest.display().to_string()));
+        }
+        let mut dst = Connection::open_with_flags(dest, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        {
+            let b = rusqlite::backup::Backup::new(&self.conn, &mut dst)?;
+            // All pages in one step: the copy is taken under one read transaction, so it is a
+            // consistent snapshot even while other processes append (WAL readers never block
+            // writers), and it never restarts because the source changed.
+            loop {
+                match b.step(-1)? {
+                    rusqlite::backup::StepResult::Done => break,
+                    rusqlite::backup::StepResult::More => continue,
+                    rusqlite::backup::StepResult::Busy | rusqlite::backup::StepResult::Locked => {
+                        std::thread::sleep(std::time::Duration::from_millis(20))
+                    }
+                    _ => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        }
+        // A self-contained single file: no -wal beside the copy.
+        dst.query_row("PRAGMA journal_mode=DELETE", [], |_| Ok(()))?;
+        dst.close().map_err(|(_, e)| LogError::from(e))?;
+        Ok(())
+    }
+
+    fn reclaim(&self) -> Result<bool, LogError> {
+        // (busy, wal frames, checkpointed frames); busy = 1 when a reader pinned old frames.
+        let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
+    }
+
+    fn artifact(&self, id: &str) -> Result<Option<ArtifactRow>, LogError> {
+        Ok(self.conn.query_row(&format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE id = ?1"), [id], row_to_artifact).optional()?)
+    }
+
+    fn artifacts(&self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
+        let rows = match tenant {
+            Some(t) => {
+                let mut st =
+                    self.conn.prepare(&format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE tenant = ?1 ORDER BY created_at, id"))?;
+                let v = st.query_map([t], row_to_artifact)?.collect::<Result<Vec<_>, _>>()?;
+                v
+            }
+            None => {
+                let mut st = self.conn.prepare(&format!("SELECT {ARTIFACT_COLS} FROM artifacts ORDER BY tenant, created_at, id"))?;
+                let v = st.query_map([], row_to_artifact)?.collect::<Result<Vec<_>, _>>()?;
+                v
+            }
+        };
+        Ok(rows)
+    }
+
+    fn artifact_chunk(&self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT tenant, name, covers_seq, dek_version, nonce, body FROM snapshots WHERE tenant = ?1 AND name = ?2",
-                [tenant, name],
-                |r| {
-                    let n: Vec<u8> = r.get(4)?;
-                    Ok(SnapshotRow {
-                        tenant: r.get(0)?,
-                        name: r.get(1)?,
-                        covers_seq: r.get::<_, i64>(2)? as u64,
-                        dek_version: r.get::<_, i64>(3)? as u32,
-                        nonce: n.as_slice().try_into().map_err(|_| bad_col(4, "12-byte nonce"))?,
-                        body: r.get(5)?,
-                    })
-                },
-            )
+            .prepare_cached("SELECT artifact_id, idx, nonce, body FROM artifact_chunks WHERE artifact_id = ?1 AND idx = ?2")?
+            .query_row(params![id, index as i64], |r| {
+                let n: Vec<u8> = r.get(2)?;
+                Ok(ArtifactChunk {
+                    artifact_id: r.get(0)?,
+                    index: r.get::<_, i64>(1)? as u64,
+                    nonce: n.as_slice().try_into().map_err(|_| bad_col(2, "12-byte nonce"))?,
+                    body: r.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn tenant_setting(&self, tenant: &str, name: &str) -> Result<Option<String>, LogError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM tenant_settings WHERE tenant = ?1 AND name = ?2", [tenant, name], |r| r.get(0))
             .optional()?)
     }
 
@@ -438,8 +602,8 @@ impl Backend for SqliteBackend {
         Ok(main + std::fs::metadata(PathBuf::from(wal)).map(|m| m.len()).unwrap_or(0))
     }
 
-    fn compact(&mut self) -> Result<(), LogError> {
-        self.checkpoint_wal()
+    fn body_counts_by_dek(&self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+        body_counts(&self.conn, tenant)
     }
 }
 
@@ -580,6 +744,48 @@ impl Tx for SqliteTx<'_> {
         Ok(self.tx.execute("DELETE FROM snapshots WHERE tenant = ?1", [tenant])? as u64)
     }
 
+    fn count_live(&mut self, tenant: &str, category: Option<Category>, before: Option<Timestamp>) -> Result<u64, LogError> {
+        count_live_in(&self.tx, tenant, category, before)
+    }
+
+    fn purge_before_cutoffs(
+        &mut self,
+        tenant: &str,
+        cutoffs: &[(Category, Timestamp)],
+        purged_by: Option<u64>,
+    ) -> Result<Vec<(Category, u64)>, LogError> {
+        let mut out: Vec<(Category, u64)> = cutoffs.iter().map(|(c, _)| (*c, 0)).collect();
+        if cutoffs.is_empty() {
+            return Ok(out);
+        }
+        // One pass over the tenant (its index), each row compared with its category's cutoff.
+        let mut case = String::from("CASE category");
+        for (i, _) in cutoffs.iter().enumerate() {
+            case.push_str(&format!(" WHEN ?{} THEN ?{}", 3 + 2 * i, 4 + 2 * i));
+        }
+        case.push_str(" ELSE -9223372036854775808 END");
+        let mut args: Vec<rusqlite::types::Value> = vec![tenant.to_string().into(), purged_by.map(|p| p as i64).into()];
+        for (c, t) in cutoffs {
+            args.push(i64::from(c.code()).into());
+            args.push((*t).into());
+        }
+        let sql = match purged_by {
+            Some(_) => format!(
+                "UPDATE events SET body = NULL, nonce = NULL, purged_by = ?2 WHERE tenant = ?1 AND body IS NOT NULL AND occurred_at < {case} RETURNING category"
+            ),
+            None => format!("SELECT category FROM events WHERE tenant = ?1 AND ?2 IS NULL AND body IS NOT NULL AND occurred_at < {case}"),
+        };
+        let mut st = self.tx.prepare_cached(&sql)?;
+        let mut rows = st.query(rusqlite::params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            let code: i64 = r.get(0)?;
+            if let Some(slot) = out.iter_mut().find(|(c, _)| i64::from(c.code()) == code) {
+                slot.1 += 1;
+            }
+        }
+        Ok(out)
+    }
+
     fn purge_bodies(&mut self, seqs: &[u64], purged_by: u64) -> Result<u64, LogError> {
         let mut st = self
             .tx
@@ -595,6 +801,115 @@ impl Tx for SqliteTx<'_> {
         self.tx
             .prepare_cached("UPDATE events SET dek_version = ?2, nonce = ?3, body = ?4 WHERE global_seq = ?1 AND body IS NOT NULL")?
             .execute(params![seq as i64, i64::from(dek_version), &nonce[..], body])?;
+        Ok(())
+    }
+
+    fn keks(&mut self) -> Result<Vec<KekRow>, LogError> {
+        let mut st = self.tx.prepare_cached("SELECT key_id, wrapped, status, created_at FROM keks ORDER BY key_id")?;
+        let rows = st.query_map([], |r| Ok(KekRow { key_id: r.get(0)?, wrapped: r.get(1)?, status: r.get(2)?, created_at: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn deks_not_wrapped_by(&mut self, kek_id: &str, limit: u64) -> Result<Vec<DekRow>, LogError> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT tenant, version, kek_id, wrapped, seals, active, created_at FROM deks WHERE kek_id != ?1 ORDER BY tenant, version LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![kek_id, limit.min(i64::MAX as u64) as i64], row_to_dek)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn count_deks_wrapped_by(&mut self, kek_id: &str) -> Result<u64, LogError> {
+        let n: i64 = self.tx.prepare_cached("SELECT count(*) FROM deks WHERE kek_id = ?1")?.query_row([kek_id], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn set_dek_wrapping(&mut self, tenant: &str, version: u32, kek_id: &str, wrapped: &[u8]) -> Result<(), LogError> {
+        self.tx.prepare_cached("UPDATE deks SET kek_id = ?3, wrapped = ?4 WHERE tenant = ?1 AND version = ?2")?.execute(params![
+            tenant,
+            i64::from(version),
+            kek_id,
+            wrapped
+        ])?;
+        Ok(())
+    }
+
+    fn put_artifact_chunk(&mut self, c: &ArtifactChunk) -> Result<(), LogError> {
+        self.tx.prepare_cached("INSERT INTO artifact_chunks (artifact_id, idx, nonce, body) VALUES (?1, ?2, ?3, ?4)")?.execute(params![
+            c.artifact_id,
+            c.index as i64,
+            &c.nonce[..],
+            c.body
+        ])?;
+        Ok(())
+    }
+
+    fn body_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+        body_counts(&self.tx, tenant)
+    }
+
+    fn bodies_below_dek(&mut self, tenant: &str, below: u32, after: u64, limit: u64) -> Result<Vec<StoredRecord>, LogError> {
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {RECORD_COLS} FROM events WHERE tenant = ?1 AND tenant_seq > ?2 AND dek_version < ?3 AND body IS NOT NULL \
+             ORDER BY tenant_seq LIMIT ?4"
+        ))?;
+        let rows = st.query_map(
+            params![tenant, after.min(i64::MAX as u64) as i64, i64::from(below), limit.min(i64::MAX as u64) as i64],
+            row_to_record,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn scan(&mut self, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError> {
+        scan_conn(&self.tx, q, f)
+    }
+
+    fn deks(&mut self, tenant: &str) -> Result<Vec<DekRow>, LogError> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT tenant, version, kek_id, wrapped, seals, active, created_at FROM deks WHERE tenant = ?1 ORDER BY version",
+        )?;
+        let v = st.query_map([tenant], row_to_dek)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
+    }
+
+    fn snapshot(&mut self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError> {
+        snapshot_of(&self.tx, tenant, name)
+    }
+
+    fn put_artifact(&mut self, a: &ArtifactRow) -> Result<(), LogError> {
+        self.tx.execute(
+            &format!("INSERT INTO artifacts ({ARTIFACT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![
+                a.id,
+                a.tenant,
+                a.name,
+                a.size as i64,
+                &a.sha256[..],
+                a.label.map(Clearance::as_str),
+                i64::from(a.dek_version),
+                a.chunk_size as i64,
+                a.chunks as i64,
+                a.created_at,
+                a.stored_seq as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_artifact_label(&mut self, id: &str, label: Option<Clearance>) -> Result<u64, LogError> {
+        Ok(self.tx.execute("UPDATE artifacts SET label = ?2 WHERE id = ?1", params![id, label.map(Clearance::as_str)])? as u64)
+    }
+
+    fn delete_artifacts(&mut self, tenant: &str) -> Result<u64, LogError> {
+        self.tx.execute("DELETE FROM artifact_chunks WHERE artifact_id IN (SELECT id FROM artifacts WHERE tenant = ?1)", [tenant])?;
+        Ok(self.tx.execute("DELETE FROM artifacts WHERE tenant = ?1", [tenant])? as u64)
+    }
+
+    fn set_tenant_setting(&mut self, tenant: &str, name: &str, value: &str) -> Result<(), LogError> {
+        self.tx.execute(
+            "INSERT INTO tenant_settings (tenant, name, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT(tenant, name) DO UPDATE SET value = excluded.value",
+            params![tenant, name, value],
+        )?;
         Ok(())
     }
 

@@ -148,7 +148,9 @@ impl Platform {
                 created_seq: a.created_seq,
             });
         }
-        let before = self.log.backend().actors()?;
+        let mut before = self.log.backend().actors()?;
+        // The table lists by creation, the view by name: compare in one order.
+        before.sort_by(|a, b| a.name.cmp(&b.name));
         let drifted = before != rows;
         if drifted {
             let (backend, _) = self.log.parts_mut()?;

@@ -35,7 +35,11 @@ pub fn required_role(action: &str) -> Role {
         | "artifacts list"
         | "artifacts show"
         | "retention policy list"
-        | "keys public" => Role::Viewer,
+        | "keys public"
+        // Deciding a checkpoint needs the checkpoint's own required role (DESIGN §5),
+        // enforced per checkpoint in `approvals_decide`; the table only admits the attempt.
+        | "approvals approve"
+        | "approvals reject" => Role::Viewer,
         "ingest" | "checkpoint" | "cost record" | "budget check" | "approvals create" | "approvals expire" | "artifacts put"
         | "artifacts get" => Role::Operator,
         "verify" | "compliance export" | "compliance holds" | "approvals report" | "rebuild" => Role::Auditor,
@@ -45,8 +49,13 @@ pub fn required_role(action: &str) -> Role {
         | "retention run"
         | "retention policy set"
         | "artifacts label"
+        | "artifacts default-label"
         | "budget set"
+        | "budget thresholds"
+        | "approvals config"
         | "backup" => Role::Compliance,
+        "keys list" | "keys active" | "keys status" | "keys policy" | "keys rotate" | "keys rewrap" | "keys retire" | "keys reencrypt"
+        | "keys rotate-root" => Role::Admin,
         _ => Role::Admin,
     }
 }

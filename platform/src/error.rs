@@ -50,6 +50,7 @@ impl PlatformError {
             PlatformError::Integrity(_) => 5,
             PlatformError::Log(LogError::Integrity { .. }) => 5,
             PlatformError::Log(LogError::Crypto(custos_crypto::CryptoError::Unwrap(_))) => 5,
+            PlatformError::Log(LogError::Crypto(custos_crypto::CryptoError::MalformedWrapped(_))) => 5,
             _ => 1,
         }
     }

@@ -9,11 +9,20 @@
 #![deny(missing_docs)]
 
 mod actors;
+mod approvals;
+mod artifacts;
 mod auth;
+mod backup;
+mod budgets;
 mod error;
+mod export;
+pub mod governance;
+mod holds;
 mod ingest;
+mod key_lifecycle;
 mod keys;
 mod read;
+mod retention;
 pub mod sample;
 
 use std::path::{Path, PathBuf};
@@ -25,9 +34,18 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use actors::{ActorInfo, NewActor};
+pub use approvals::{ApprovalsReport, CheckpointInfo, Decide, DecisionRow, NewCheckpoint};
+pub use artifacts::ArtifactInfo;
 pub use auth::{required_role, Principal, SYSTEM_ACTOR};
+pub use backup::{restore, BackupInfo, RestoreInfo, BACKUP_MAGIC};
+pub use budgets::{tenant_report, BudgetShow, CostRecordResult, CostReport, TenantBudget, TenantReport};
 pub use error::PlatformError;
-pub use ingest::IngestOptions;
+pub use export::{verify_bundle_path, ExportOptions, ExportResult};
+pub use holds::{ComplianceViews, HoldInfo, ReleaseInfo};
+pub use ingest::{IngestOptions, IngestReport};
+pub use key_lifecycle::{
+    KeyPolicy, KeyStatus, LifecycleOpts, ReencryptResult, RetireResult, RewrapResult, RootRotation, DEFAULT_ROTATION_DAYS,
+};
 pub use keys::KekInfo;
 pub use read::{parse_expect, EventFilter};
 
@@ -96,6 +114,13 @@ impl Platform {
         let root = RootKey::load(root_key_file).map_err(|e| PlatformError::Input(e.to_string()))?;
         log.unlock(&root)?;
         Ok(Self { log, location: store.to_string() })
+    }
+
+    /// Opens a store without its root key: enough to authenticate and to verify
+    /// chains and signatures (`verify --no-keys`), nothing that decrypts or appends.
+    /// Denials cannot be recorded in this mode (recording needs the `_system` key).
+    pub fn open_locked(store: &str) -> Result<Self, PlatformError> {
+        Ok(Self { log: EventLog::open(store)?, location: store.to_string() })
     }
 
     /// The store location.

@@ -1,7 +1,9 @@
 use custos_domain::{Category, Timestamp};
 use custos_eventlog::{Event, Query, VerifyOptions, VerifyReport};
 
-use crate::{Platform, PlatformError};
+use custos_domain::{Role, SYSTEM_TENANT};
+
+use crate::{Platform, PlatformError, Principal};
 
 /// Filters of `events list`.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +46,45 @@ impl Platform {
             }
         })?;
         err.map_or(Ok(()), Err)
+    }
+
+    /// Streams events as `p` may see them: `_system` governance history only from
+    /// Auditor up, and the actor and data of an event labelled above `p`'s clearance
+    /// withheld (the header stays, so gaps are visible, not hidden).
+    pub fn events_visible(
+        &self,
+        p: &Principal,
+        f: &EventFilter,
+        out: &mut dyn FnMut(&Event) -> Result<bool, PlatformError>,
+    ) -> Result<(), PlatformError> {
+        if f.tenant.as_deref() == Some(SYSTEM_TENANT) && p.role < Role::Auditor {
+            return Err(PlatformError::role(&p.name, p.role, Role::Auditor, "events list --tenant _system"));
+        }
+        self.events(f, &mut |e| {
+            if e.header.tenant.is_system() && p.role < Role::Auditor {
+                return Ok(true);
+            }
+            if e.header.label.is_some_and(|l| l > p.clearance) {
+                let mut w = e.clone();
+                w.actor = None;
+                w.data = None;
+                return out(&w);
+            }
+            out(e)
+        })
+    }
+
+    /// One event as `p` may see it (see [`Platform::events_visible`]).
+    pub fn event_visible(&self, p: &Principal, seq: u64) -> Result<Event, PlatformError> {
+        let mut e = self.event(seq)?;
+        if e.header.tenant.is_system() && p.role < Role::Auditor {
+            return Err(PlatformError::role(&p.name, p.role, Role::Auditor, "events show (a _system event)"));
+        }
+        if e.header.label.is_some_and(|l| l > p.clearance) {
+            e.actor = None;
+            e.data = None;
+        }
+        Ok(e)
     }
 
     /// One event by global seq.

@@ -86,7 +86,7 @@ pub fn quickstart_workload(now: Timestamp, days: i64) -> Vec<String> {
 /// One benchmark event: tenant `t{i % tenants}`, data padded to about `payload` bytes.
 pub fn bench_line(i: u64, tenants: u64, payload: usize, now: Timestamp) -> String {
     let tenant = format!("t{:03}", i % tenants.max(1));
-    let pad_len = payload.saturating_sub(120);
+    let pad_len = payload.saturating_sub(160);
     let pad: String = std::iter::repeat_n('x', pad_len).collect();
     json!({"tenant": tenant, "category": "queue", "kind": "job_enqueued", "occurred_at": format_ts(now - 1_000_000),
         "data": {"job_id": format!("job-{i}"), "workflow": "bench", "attempt": i % 7, "note": pad}})

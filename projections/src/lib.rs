@@ -10,11 +10,17 @@
 #![deny(missing_docs)]
 
 mod actors;
+pub mod budgets;
+pub mod checkpoints;
+pub mod holds;
 mod keyring;
+pub mod retention;
 pub mod snapshot;
 
 pub use actors::{ActorState, ActorsView};
+pub use holds::{HoldState, HoldsView};
 pub use keyring::{KekState, KeyringView};
+pub use retention::{PolicyState, RetentionPolicies};
 
 /// A read model folded from events.
 pub trait Projection {

@@ -2,6 +2,9 @@
 //! `custos init` (SQLite, or PostgreSQL on a throwaway server: [`pg`]), helpers to
 //! run commands as a given actor and read their exit code, stdout JSON and stderr,
 //! and the backend-agnostic scenarios both backends must pass ([`scenarios`]).
+//!
+//! The binary under test is `target/<profile>/custos`. `cargo test --workspace` builds it;
+//! when running only this package, build it first: `cargo build -p custos-cli`.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

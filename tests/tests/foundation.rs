@@ -4,7 +4,8 @@
 //! `tests/postgres.rs`); they follow `CUSTOS_TEST_BACKEND` (SQLite by default).
 
 use custos_tests::scenarios::{self, sample};
-use custos_tests::{custos, Backend, Store, TestResult};
+use custos_tests::{custos, line, Backend, Store, TestResult};
+use serde_json::json;
 
 #[test]
 fn init_ingest_list_verify_round_trip() -> TestResult {
@@ -153,5 +154,45 @@ fn quickstart_runs_end_to_end() -> TestResult {
     let v: serde_json::Value = serde_json::from_slice(&r.stdout)?;
     assert_eq!(v["verify"]["ok"], true);
     assert!(v["ingest"]["appended"].as_u64().unwrap_or(0) > 100);
+    Ok(())
+}
+
+#[test]
+fn viewers_see_no_governance_history_and_labels_above_clearance_are_withheld() -> TestResult {
+    let s = Store::new();
+    s.ingest(&format!(
+        "{}\n{}",
+        serde_json::json!({"tenant":"acme","category":"custom","kind":"note","label":"Restricted","data":{"secret":"launch codes"}}),
+        line("acme", "custom", "note", json!({"open": true}))
+    ));
+    let viewer = s.actor("vic", "Viewer", "Internal");
+    let all = s.run_as(&viewer, &["events", "list"]);
+    all.expect(0);
+    let evs = all.jsonl();
+    assert!(evs.iter().all(|e| e["tenant"] != "_system"), "viewer must not read _system");
+    assert_eq!(evs.len(), 2);
+    assert_eq!(evs[0]["label"], "Restricted");
+    assert_eq!(evs[0]["data"], serde_json::Value::Null, "withheld above clearance");
+    assert_eq!(evs[1]["data"]["open"], true);
+    s.run_as(&viewer, &["events", "list", "--tenant", "_system"]).expect(2);
+    s.run_as(&viewer, &["events", "show", "1"]).expect(2);
+    // The admin (Restricted) sees everything.
+    assert_eq!(s.run(&["events", "list", "--tenant", "acme"]).jsonl()[0]["data"]["secret"], "launch codes");
+    Ok(())
+}
+
+#[test]
+fn verify_without_keys_needs_no_root_key() -> TestResult {
+    let s = Store::new();
+    s.ingest(&sample(3, "acme"));
+    let r = s
+        .cmd()
+        .env("CUSTOS_TOKEN_FILE", &s.admin)
+        .env("CUSTOS_ROOT_KEY_FILE", s.dir.path().join("absent.key"))
+        .args(["--json", "verify", "--no-keys"])
+        .output()?;
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout)?;
+    assert_eq!((v["ok"].as_bool(), v["events"].as_u64(), v["bodies_checked"].as_u64()), (Some(true), Some(5), Some(0)));
     Ok(())
 }

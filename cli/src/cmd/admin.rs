@@ -36,6 +36,7 @@ pub fn keys(ctx: &Ctx, c: KeysCmd) -> anyhow::Result<()> {
             let pk = p.public_key()?;
             ctx.out.emit(&json!({"alg": "Ed25519", "public_key": pk}), || format!("{pk}\n"))
         }
+        other => super::keys_lifecycle::run(ctx, other),
     }
 }
 

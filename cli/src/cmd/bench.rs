@@ -30,11 +30,19 @@ fn rate(n: u64, secs: f64) -> f64 {
 
 /// Dispatches `custos bench --suite NAME`. Each suite prints its own figures next to
 /// the raw limits it measures in the same run.
+/// Every suite `--suite` accepts.
+const SUITES: &str = "core, budgets, retention, keys, export, server, postgres";
+
 pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
     match a.suite.as_str() {
         "core" => core(ctx, a),
+        "budgets" => super::budgets::bench(ctx, a),
+        "retention" => super::bench_retention::run(ctx, a),
+        "keys" => super::bench_keys::run(ctx, a),
+        "export" => super::export::bench(ctx, a),
+        "server" => super::serve::bench(ctx, a),
         "postgres" => super::bench_postgres::run(ctx, a),
-        other => Err(custos_platform::PlatformError::Input(format!("unknown bench suite {other:?}; available: core, postgres")).into()),
+        other => Err(custos_platform::PlatformError::Input(format!("unknown bench suite {other:?}; available: {SUITES}")).into()),
     }
 }
 

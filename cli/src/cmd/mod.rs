@@ -1,10 +1,20 @@
 //! One handler per command: parse → one platform call → print.
 
 mod admin;
+pub(crate) mod approvals;
+pub mod artifacts;
 mod bench;
+mod bench_keys;
 mod bench_postgres;
+mod bench_retention;
+pub(crate) mod budgets;
+pub mod export;
+pub mod holds;
+mod keys_lifecycle;
 mod log;
 mod quickstart;
+pub mod redact;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -66,5 +76,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => admin::whoami(&ctx),
         Command::Quickstart(a) => quickstart::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
+        Command::Compliance(c) => holds::compliance(&ctx, c),
+        Command::Retention(c) => holds::retention(&ctx, c),
+        Command::Backup(a) => holds::backup(&ctx, a),
+        Command::Restore(a) => holds::restore(&ctx, a),
+        Command::Cost(c) => budgets::cost(&ctx, c),
+        Command::Budget(c) => budgets::budget(&ctx, c),
+        Command::Approvals(c) => approvals::run(&ctx, c),
+        Command::Artifacts(c) => artifacts::run(&ctx, c),
+        Command::Redact(a) => redact::run(&ctx, a),
+        Command::Serve(a) => serve::run(&ctx, a),
     }
 }

@@ -72,6 +72,11 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
         return Err(PlatformError::Integrity(rep.error.unwrap_or_default()).into());
     }
 
+    super::holds::quickstart_step(&mut p, &admin, &say)?;
+    super::keys_lifecycle::quickstart_step(&mut p, &admin, &say)?;
+    super::budgets::quickstart_step(&mut p, &admin, &say)?;
+    super::export::quickstart_step(&mut p, &admin, &dir, &say)?;
+
     let env = format!(
         "export CUSTOS_STORE={store}\nexport CUSTOS_ROOT_KEY_FILE={}\nexport CUSTOS_TOKEN_FILE={}",
         key.display(),

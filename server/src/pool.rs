@@ -1,0 +1,47 @@
+//! A small pool of read-side [`Platform`]s. SQLite in WAL mode lets readers on
+//! other connections run beside the one writer, so authentication, listing and
+//! verification never wait for a group commit.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use custos_platform::{Platform, PlatformError};
+
+/// Pooled connections older than this are reopened, so key changes made by the
+/// CLI beside a running server (a new KEK, a deleted tenant's cached DEKs) are
+/// picked up without a restart.
+const MAX_AGE: Duration = Duration::from_secs(30);
+
+/// Open read-side platforms waiting for work.
+#[derive(Debug)]
+pub struct Pool {
+    store: String,
+    root_key: PathBuf,
+    idle: Mutex<Vec<(Platform, Instant)>>,
+    max_idle: usize,
+}
+
+impl Pool {
+    /// A pool for `store` that keeps at most `max_idle` connections open when idle.
+    pub fn new(store: &str, root_key: PathBuf, max_idle: usize) -> Self {
+        Self { store: store.to_string(), root_key, idle: Mutex::new(vec![]), max_idle }
+    }
+
+    /// Runs `f` on a pooled platform (opening one if none is idle). Blocking: call
+    /// from `spawn_blocking`.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Platform) -> T) -> Result<T, PlatformError> {
+        let got = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let (mut p, born) = match got {
+            Some((p, born)) if born.elapsed() < MAX_AGE => (p, born),
+            _ => (Platform::open(&self.store, &self.root_key)?, Instant::now()),
+        };
+        let r = f(&mut p);
+        if let Ok(mut v) = self.idle.lock() {
+            if v.len() < self.max_idle {
+                v.push((p, born));
+            }
+        }
+        Ok(r)
+    }
+}
