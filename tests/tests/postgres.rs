@@ -456,3 +456,59 @@ fn backup_and_restore_point_at_pg_dump() -> TestResult {
     assert!(r.stderr.contains("pg_restore"), "{}", r.stderr);
     Ok(())
 }
+
+/// `custos serve` on a PostgreSQL store: an authenticated POST appends, a GET streams
+/// it back, SIGTERM stops it cleanly and the log verifies.
+#[test]
+fn serve_appends_and_lists_on_postgres() -> TestResult {
+    use std::io::BufRead;
+    let Some(s) = pg_store() else { return Ok(()) };
+    let mut child = s
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(s.dir.path().join("serve.log"))?)
+        .spawn()?;
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut first)?;
+    let addr = first.strip_prefix("listening on ").and_then(|r| r.split_whitespace().next()).unwrap_or_default().to_string();
+    let result = (|| -> TestResult {
+        let log = || std::fs::read_to_string(s.dir.path().join("serve.log")).unwrap_or_default();
+        assert!(addr.starts_with("127.0.0.1:"), "unexpected first line {first:?}; server log:\n{}", log());
+        let token = std::fs::read_to_string(&s.admin)?.trim().to_string();
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
+        let body = json!([{"tenant": "acme", "category": "queue", "kind": "job_enqueued", "data": {"job_id": "j1"}},
+                          {"tenant": "acme", "category": "queue", "kind": "job_enqueued", "data": {"job_id": "j2"}}])
+        .to_string();
+        let req = ureq::http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{addr}/v1/events"))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .body(body)?;
+        let res = agent.run(req)?;
+        assert_eq!(res.status().as_u16(), 200);
+        let rc: serde_json::Value = serde_json::from_str(&res.into_body().read_to_string()?)?;
+        assert_eq!(rc["appended"], json!(2), "{rc}");
+        let req = ureq::http::Request::builder()
+            .method("GET")
+            .uri(format!("http://{addr}/v1/events?tenant=acme"))
+            .header("Authorization", format!("Bearer {token}"))
+            .body(String::new())?;
+        let res = agent.run(req)?;
+        assert_eq!(res.status().as_u16(), 200);
+        let text = res.into_body().read_to_string()?;
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("j2"));
+        Ok(())
+    })();
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait()?;
+    result?;
+    let log = std::fs::read_to_string(s.dir.path().join("serve.log")).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "graceful stop; server log:\n{log}");
+    let v = s.run(&["--json", "verify"]);
+    v.expect(0);
+    assert_eq!(v.json()["ok"], json!(true));
+    Ok(())
+}
