@@ -19,7 +19,8 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Store location (an SQLite file path).
+    /// Store location: an SQLite file path, or a `postgres://` URL (e.g.
+    /// `postgres:///custos?host=/run/postgresql`; password via PGPASSWORD).
     #[arg(long, global = true, env = "CUSTOS_STORE", default_value = "custos.db")]
     pub store: String,
     /// Root key file (default: STORE.key). Keep it outside backups of the store.

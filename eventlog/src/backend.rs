@@ -203,7 +203,7 @@ pub struct Query {
     pub headers_only: bool,
 }
 
-/// A storage backend (SQLite today; PostgreSQL later). Reads see a consistent snapshot per call.
+/// A storage backend (SQLite or PostgreSQL). Reads see a consistent snapshot per call.
 pub trait Backend: Send {
     /// `sqlite` or `postgres`.
     fn name(&self) -> &'static str;
@@ -251,8 +251,10 @@ pub trait Backend: Send {
     fn backup_to(&self, dest: &std::path::Path) -> Result<(), LogError>;
     /// Makes freed space unrecoverable from the store's files after destroying key
     /// material (SQLite: checkpoint the WAL into the database and truncate it; freed
-    /// pages are zeroed by `secure_delete`). Returns false when a concurrent reader kept
-    /// the WAL from being fully truncated (run it again later).
+    /// pages are zeroed by `secure_delete`. PostgreSQL: `VACUUM FULL` of the key, event,
+    /// snapshot and artifact tables so dead tuples leave the data files). Returns false
+    /// when a concurrent reader kept the WAL from being fully truncated (run it again
+    /// later). Backups, WAL archives and replicas keep old pages until they expire.
     fn reclaim(&self) -> Result<bool, LogError>;
     /// Bodies still present per DEK version of a tenant: (version, count), by version.
     fn body_counts_by_dek(&self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError>;

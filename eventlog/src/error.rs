@@ -38,6 +38,10 @@ pub enum LogError {
         /// What was wrong.
         detail: String,
     },
+    /// The operation is not available on this storage backend; the message says what
+    /// to use instead (e.g. `pg_dump` for a PostgreSQL store's backup).
+    #[error("{0}")]
+    Unsupported(String),
     /// A caller's precondition failed (e.g. an optimistic append conflict).
     #[error("conflict: {0}")]
     Conflict(String),

@@ -2,7 +2,8 @@
 //!
 //! It owns the record format (clear header, AES-256-GCM body, salted commitment,
 //! entry hash, tenant and global chains), the storage-backend trait and its SQLite
-//! implementation, batched appends, stream reads, purge of ciphertext, signed
+//! and PostgreSQL
+//! implementations, batched appends, stream reads, purge of ciphertext, signed
 //! checkpoints and `verify`. Every SQL statement of custos lives in this crate.
 //!
 //! It never applies business rules: who may append, what a hold blocks and which
@@ -14,6 +15,7 @@ pub mod backend;
 mod error;
 pub mod keyring;
 mod log;
+pub mod postgres;
 pub mod rawbench;
 pub mod record;
 mod rotation;

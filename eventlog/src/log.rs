@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::backend::*;
 use crate::keyring::{kek_id, Keyring, SIGNING_AAD};
+use crate::postgres::{is_postgres_url, PostgresBackend};
 use crate::record::{link, split_body, Header, GENESIS, GLOBAL_CHAIN_PREFIX, SALT_LEN, TENANT_CHAIN_PREFIX};
 use crate::sqlite::SqliteBackend;
 use crate::LogError;
@@ -435,15 +436,33 @@ impl EventLog {
         Self { backend, keys: None, max_seals: max_seals_from_env() }
     }
 
-    /// Opens the store at `location` (a file path selects SQLite).
+    /// Opens the store at `location`: a `postgres://` / `postgresql://` URL selects
+    /// PostgreSQL, anything else is an SQLite file path.
     pub fn open(location: &str) -> Result<Self, LogError> {
+        if is_postgres_url(location) {
+            return Ok(Self::new(Box::new(PostgresBackend::open(location)?)));
+        }
         Ok(Self::new(Box::new(SqliteBackend::open(Path::new(location))?)))
     }
 
+    /// Whether a store already exists at `location` (SQLite: the file exists;
+    /// PostgreSQL: the schema holds a custos store). Connection errors are errors.
+    pub fn exists(location: &str) -> Result<bool, LogError> {
+        if is_postgres_url(location) {
+            return PostgresBackend::exists(location);
+        }
+        Ok(Path::new(location).exists())
+    }
+
     /// Creates a store and its first keys: KEK `key-001` and the signing key.
+    /// Refuses when a store already exists at `location` ([`LogError::Exists`]).
     pub fn create(location: &str, root: &RootKey) -> Result<Self, LogError> {
-        let backend = SqliteBackend::create(Path::new(location))?;
-        let mut log = Self::new(Box::new(backend));
+        let backend: Box<dyn Backend> = if is_postgres_url(location) {
+            Box::new(PostgresBackend::create(location)?)
+        } else {
+            Box::new(SqliteBackend::create(Path::new(location))?)
+        };
+        let mut log = Self::new(backend);
         let now = now_micros();
         let mut keys = Keyring::unlock(root, log.backend.as_ref())?;
         let kek = keys.new_kek(&kek_id(1), now, true)?;
@@ -508,6 +527,13 @@ impl EventLog {
         let mut a = self.appender()?;
         a.push(batch)?;
         a.commit()
+    }
+
+    /// Makes destroyed key material and purged bodies leave the live database files
+    /// (see [`Backend::reclaim`]). Run after crypto-shredding. Returns false when a
+    /// concurrent reader kept SQLite's WAL from being fully truncated.
+    pub fn compact(&mut self) -> Result<bool, LogError> {
+        self.backend.reclaim()
     }
 
     /// Size and head.

@@ -140,6 +140,14 @@ impl Platform {
 /// Refuses to overwrite; rejects files that are not custos backups or are truncated;
 /// checks the chains of the restored copy before moving it into place.
 pub fn restore(file: &Path, store: &str) -> Result<RestoreInfo, PlatformError> {
+    if custos_eventlog::postgres::is_postgres_url(store) {
+        // A backup is an SQLite file; a PostgreSQL store is restored with its own tools.
+        return Err(PlatformError::Input(format!(
+            "custos restore creates SQLite stores and cannot restore into the PostgreSQL store {}; restore a PostgreSQL store \
+             with `pg_restore` from a `pg_dump` (docs/OPERATIONS.md, PostgreSQL stores), or give --store a new file path",
+            custos_eventlog::postgres::redact(store)
+        )));
+    }
     let dest = Path::new(store);
     if dest.exists() || sibling(dest, "-wal").exists() {
         return Err(PlatformError::Input(format!("{store} already exists; restore only creates new stores (choose another --store)")));

@@ -76,8 +76,14 @@ impl Platform {
     /// Creates a store, its root key file (mode 0600), first KEK, signing key and
     /// the first Admin actor. Refuses to overwrite an existing store or key file.
     pub fn init(store: &str, root_key_file: &Path, admin_name: &str) -> Result<(Self, InitResult), PlatformError> {
-        if Path::new(store).exists() {
-            return Err(PlatformError::Input(format!("a custos store already exists at {store}; refusing to overwrite it")));
+        // Backend-aware: a file for SQLite, the custos tables for PostgreSQL. The backend's
+        // create refuses again under its own lock; this early check only keeps a key file
+        // from being written for a store that cannot be made.
+        if EventLog::exists(store)? {
+            return Err(PlatformError::Input(format!(
+                "a custos store already exists at {}; refusing to overwrite it",
+                custos_eventlog::postgres::redact(store)
+            )));
         }
         if root_key_file.exists() {
             return Err(PlatformError::Input(format!(
@@ -98,7 +104,7 @@ impl Platform {
         let kek = p.log.backend().keks()?.into_iter().next().map(|k| k.key_id).unwrap_or_default();
         p.append_system("log_initialized", serde_json::json!({"key_id": kek, "alg": "AES256-GCM"}), SYSTEM_ACTOR)?;
         let admin = p.create_actor(admin_name, custos_domain::Role::Admin, custos_domain::Clearance::Restricted, SYSTEM_ACTOR)?;
-        let res = InitResult { store: store.to_string(), root_key_file: root_key_file.display().to_string(), admin };
+        let res = InitResult { store: custos_eventlog::postgres::redact(store), root_key_file: root_key_file.display().to_string(), admin };
         Ok((p, res))
     }
 
@@ -146,7 +152,12 @@ impl Platform {
     }
 }
 
-/// Default root key file for a store: `<store>.key` beside it.
+/// Default root key file for a store: `<store>.key` beside an SQLite file; for a
+/// PostgreSQL URL (which must never end up in a file name) `custos.key` in the
+/// current directory — pass `--root-key-file` explicitly there.
 pub fn default_root_key_file(store: &str) -> PathBuf {
+    if custos_eventlog::postgres::is_postgres_url(store) {
+        return PathBuf::from("custos.key");
+    }
     PathBuf::from(format!("{store}.key"))
 }

@@ -112,7 +112,12 @@ pub async fn serve(cfg: Config, ready: impl FnOnce(SocketAddr), shutdown: impl F
         None => None,
     };
     // The writer opens its own platform; a bad store or key fails here, before binding.
-    let writer_platform = Platform::open(&cfg.store, &cfg.root_key)?;
+    // Opened off the async threads: the PostgreSQL backend's synchronous client runs its
+    // own runtime, which cannot start inside this one.
+    let (store, key) = (cfg.store.clone(), cfg.root_key.clone());
+    let writer_platform = tokio::task::spawn_blocking(move || Platform::open(&store, &key))
+        .await
+        .map_err(|e| ServerError::Io(format!("opening the store: {e}")))??;
     let pool = pool::Pool::new(&cfg.store, cfg.root_key.clone(), routes::SHORT_READS + routes::LONG_READS);
     let metrics = Arc::new(metrics::Metrics::default());
     let (tx, rx) = mpsc::channel(cfg.queue.max(1));

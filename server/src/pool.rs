@@ -45,3 +45,16 @@ impl Pool {
         Ok(r)
     }
 }
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle = self.idle.get_mut().map(std::mem::take).unwrap_or_default();
+        if idle.is_empty() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        // The last reference usually goes away on an async worker at shutdown, where the
+        // PostgreSQL backend's synchronous client cannot close (it blocks on its own
+        // runtime). Close the connections on a plain thread and wait for it.
+        let _ = std::thread::spawn(move || drop(idle)).join();
+    }
+}

@@ -1,6 +1,7 @@
 //! Shared harness for the end-to-end tests: a temp store created by the real
-//! `custos init`, and helpers to run commands as a given actor and read their
-//! exit code, stdout JSON and stderr.
+//! `custos init` (SQLite, or PostgreSQL on a throwaway server: [`pg`]), helpers to
+//! run commands as a given actor and read their exit code, stdout JSON and stderr,
+//! and the backend-agnostic scenarios both backends must pass ([`scenarios`]).
 //!
 //! The binary under test is `target/<profile>/custos`. `cargo test --workspace` builds it;
 //! when running only this package, build it first: `cargo build -p custos-cli`.
@@ -54,11 +55,37 @@ impl Run {
     }
 }
 
+pub mod pg;
+pub mod scenarios;
+
+/// Which storage backend a [`Store`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file in the temp dir.
+    Sqlite,
+    /// A fresh database on the test binary's throwaway PostgreSQL ([`pg::server`]).
+    Postgres,
+}
+
+impl Backend {
+    /// From `CUSTOS_TEST_BACKEND` (`sqlite` by default, or `postgres`).
+    pub fn from_env() -> Self {
+        match std::env::var("CUSTOS_TEST_BACKEND").as_deref() {
+            Ok("postgres") | Ok("postgresql") => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+}
+
 /// A temp store made by `custos init`, with the admin's token saved in a file.
 pub struct Store {
     /// Keeps the directory alive.
     pub dir: tempfile::TempDir,
-    /// Store path.
+    /// Backend of this store.
+    pub backend: Backend,
+    /// What `--store` / `CUSTOS_STORE` gets: the SQLite path or the PostgreSQL URL.
+    pub location: String,
+    /// SQLite store path (for PostgreSQL: an unused path in the temp dir).
     pub db: PathBuf,
     /// Root key file.
     pub key: PathBuf,
@@ -78,14 +105,25 @@ pub fn custos() -> std::process::Command {
 }
 
 impl Store {
-    /// `custos init` in a fresh temp dir.
+    /// `custos init` in a fresh temp dir, on the backend named by `CUSTOS_TEST_BACKEND`
+    /// (SQLite by default). Panics if that is PostgreSQL and it is not installed.
     pub fn new() -> Self {
+        Self::with_backend(Backend::from_env()).unwrap_or_else(|| panic!("CUSTOS_TEST_BACKEND=postgres but PostgreSQL is not installed"))
+    }
+
+    /// `custos init` on `backend`. None when it is PostgreSQL and the binaries are
+    /// missing outside CI (the caller skips; [`pg::server`] already said so loudly).
+    pub fn with_backend(backend: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let db = dir.path().join("store.db");
+        let location = match backend {
+            Backend::Sqlite => db.display().to_string(),
+            Backend::Postgres => pg::server()?.fresh_db(),
+        };
         let key = dir.path().join("root.key");
         let out = custos()
             .args(["--json", "init", "--store"])
-            .arg(&db)
+            .arg(&location)
             .arg("--root-key-file")
             .arg(&key)
             .output()
@@ -95,14 +133,20 @@ impl Store {
         let token = run.json()["admin"]["token"].as_str().unwrap_or_default().to_string();
         let admin = dir.path().join("admin.token");
         std::fs::write(&admin, token).unwrap_or_else(|e| panic!("{e}"));
-        Self { dir, db, key, admin }
+        Some(Self { dir, backend, location, db, key, admin })
     }
 
     /// A command bound to this store and its root key, without a token.
     pub fn cmd(&self) -> std::process::Command {
         let mut c = custos();
-        c.env("CUSTOS_STORE", &self.db).env("CUSTOS_ROOT_KEY_FILE", &self.key);
+        c.env("CUSTOS_STORE", &self.location).env("CUSTOS_ROOT_KEY_FILE", &self.key);
         c
+    }
+
+    /// A direct client on this store's PostgreSQL database (tamper tests). Panics on SQLite.
+    pub fn pg_client(&self) -> postgres::Client {
+        assert_eq!(self.backend, Backend::Postgres, "pg_client on an SQLite store");
+        postgres::Client::connect(&self.location, postgres::NoTls).unwrap_or_else(|e| panic!("connect: {e}"))
     }
 
     /// Runs `args` as the actor whose token is in `token_file`.

@@ -1,62 +1,21 @@
 //! Guards the foundation contract through the real binary: init, ingest (all-or-nothing,
 //! line-numbered errors), events, verify, receipts, checkpoints, tokens and RBAC, exit codes.
+//! Backend-agnostic scenarios live in `custos_tests::scenarios` (also run on PostgreSQL by
+//! `tests/postgres.rs`); they follow `CUSTOS_TEST_BACKEND` (SQLite by default).
 
-use custos_tests::{custos, line, line_at, Store, TestResult};
+use custos_tests::scenarios::{self, sample};
+use custos_tests::{custos, line, Backend, Store, TestResult};
 use serde_json::json;
-
-fn sample(n: usize, tenant: &str) -> String {
-    (0..n).map(|i| line(tenant, "queue", "job_enqueued", json!({"job": i}))).collect::<Vec<_>>().join("\n")
-}
 
 #[test]
 fn init_ingest_list_verify_round_trip() -> TestResult {
-    let s = Store::new();
-    let r = s.ingest(&format!(
-        "{}\n{}\n{}",
-        line("acme", "runs", "run_completed", json!({"run_id":"r1","workflow":"w","status":"ok","provider":"openai","model":"gpt-4o","tokens_in":10,"tokens_out":5,"duration_ms":1200})),
-        line("acme", "costs", "cost_recorded", json!({"run_id":"r1","provider":"openai","model":"gpt-4o","tokens_in":10,"tokens_out":5,"usd_micros":2100})),
-        line_at("beta", "queue", "job_enqueued", "2025-10-03T12:00:00Z", json!({"job":"j1"}))
-    ));
-    // init wrote log_initialized + actor_added first.
-    assert_eq!(r["appended"], 3);
-    assert_eq!(r["first_seq"], 3);
-    assert_eq!(r["last_seq"], 5);
-    assert_eq!(r["tenants"], 2);
-    assert_eq!(r["global_head"].as_str().map(str::len), Some(64));
-
-    let list = s.run(&["events", "list", "--tenant", "acme"]);
-    list.expect(0);
-    let evs = list.jsonl();
-    assert_eq!(evs.len(), 2);
-    assert_eq!(evs[1]["data"]["usd_micros"], 2100);
-    assert_eq!(evs[1]["actor"], "admin");
-    assert_eq!(evs[1]["tenant_seq"], 2);
-    let beta = s.run(&["events", "list", "--tenant", "beta", "--since", "2025-10-01", "--until", "2025-10-04"]).jsonl();
-    assert_eq!(beta.len(), 1);
-    assert_eq!(beta[0]["occurred_at"], "2025-10-03T12:00:00Z");
-    assert_eq!(s.run(&["events", "list", "--category", "costs"]).jsonl().len(), 1);
-    assert_eq!(s.run(&["events", "list", "--kind", "run_completed", "--limit", "5"]).jsonl().len(), 1);
-    let show = s.run(&["--json", "events", "show", "5"]);
-    show.expect(0);
-    assert_eq!(show.json()["tenant"], "beta");
-    s.run(&["events", "show", "99"]).expect(1);
-
-    let v = s.run(&["--json", "verify"]);
-    v.expect(0);
-    let v = v.json();
-    assert_eq!(v["ok"], true);
-    assert_eq!(v["events"], 5);
-    assert_eq!(v["bodies_checked"], 5);
-    assert_eq!(v["first_bad_seq"], serde_json::Value::Null);
-    let expect = format!("{}:{}", r["last_seq"], r["global_head"].as_str().unwrap_or_default());
-    s.run(&["verify", "--expect", &expect]).expect(0);
-    s.run(&["--json", "verify", "--no-keys"]).expect(0);
-    Ok(())
+    scenarios::init_ingest_list_verify_round_trip(&Store::new())
 }
 
 #[test]
 fn init_refuses_to_overwrite_and_prints_token_once() -> TestResult {
-    let s = Store::new();
+    // Reads the SQLite file's raw bytes.
+    let Some(s) = Store::with_backend(Backend::Sqlite) else { return Ok(()) };
     let again = custos().args(["init", "--store"]).arg(&s.db).arg("--root-key-file").arg(s.dir.path().join("other.key")).output()?;
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
@@ -94,57 +53,12 @@ fn root_key_with_wide_mode_is_refused() -> TestResult {
 
 #[test]
 fn every_bad_input_class_rejects_the_whole_input() -> TestResult {
-    let s = Store::new();
-    s.ingest(&sample(3, "acme"));
-    let before = s.event_count();
-    let good = line("acme", "queue", "job_enqueued", json!({"ok": true}));
-    let cases = [
-        ("invalid JSON", "{not json".to_string(), "line 2"),
-        ("unknown category", line("acme", "nope", "x", json!({})), "unknown category"),
-        ("bad tenant id", line("Acme Corp", "queue", "x", json!({})), "invalid tenant id"),
-        (
-            "malformed well-known kind",
-            line("acme", "costs", "cost_recorded", json!({"run_id": "r", "usd_micros": 0.5})),
-            "malformed cost_recorded",
-        ),
-        ("future time", line_at("acme", "queue", "x", "2999-01-01T00:00:00Z", json!({})), "in the future"),
-        ("reserved tenant", line("_system", "governance", "x", json!({})), "reserved"),
-        ("reserved kind", line("acme", "governance", "hold_released", json!({})), "recorded by custos itself"),
-    ];
-    for (name, bad, msg) in cases {
-        let input = format!("{good}\n{bad}\n{good}\n");
-        let r = s.run_stdin(&["ingest", "-"], &input);
-        assert_eq!(r.code, 1, "{name}: {}", r.stderr);
-        assert!(r.stderr.contains("line 2"), "{name}: error must name the line: {}", r.stderr);
-        assert!(r.stderr.contains(msg), "{name}: {}", r.stderr);
-        assert_eq!(s.event_count(), before, "{name}: nothing may be appended");
-    }
-    // A file that does not exist is a clear error too.
-    let r = s.run(&["ingest", "/nonexistent/events.jsonl"]);
-    r.expect(1);
-    assert!(r.stderr.contains("/nonexistent/events.jsonl"));
-    Ok(())
+    scenarios::every_bad_input_class_rejects_the_whole_input(&Store::new())
 }
 
 #[test]
 fn missing_wrong_and_disabled_tokens_are_denied_and_recorded() -> TestResult {
-    let s = Store::new();
-    let none = s.cmd().args(["whoami"]).output()?;
-    assert_eq!(none.status.code(), Some(2));
-    let wrong = s.cmd().env("CUSTOS_TOKEN", "cus_0000").args(["events", "list"]).output()?;
-    assert_eq!(wrong.status.code(), Some(2));
-    let bob = s.actor("bob", "Operator", "Internal");
-    s.run_as(&bob, &["whoami"]).expect(0);
-    s.run(&["actors", "disable", "bob"]).expect(0);
-    s.run_as(&bob, &["whoami"]).expect(2);
-    let denials = s.system_events("access_denied");
-    let reasons: Vec<&str> = denials.iter().filter_map(|d| d["data"]["reason"].as_str()).collect();
-    assert!(reasons.contains(&"no token given"), "{reasons:?}");
-    assert!(reasons.contains(&"unknown token"), "{reasons:?}");
-    assert!(reasons.contains(&"actor disabled"), "{reasons:?}");
-    // The last Admin cannot be disabled.
-    s.run(&["actors", "disable", "admin"]).expect(1);
-    Ok(())
+    scenarios::missing_wrong_and_disabled_tokens_are_denied_and_recorded(&Store::new())
 }
 
 /// Every command × every role: exit 0 when the role is high enough, else exit 2 and a recorded denial.
@@ -219,74 +133,17 @@ fn usage_errors_exit_64_never_2() -> TestResult {
 
 #[test]
 fn receipts_and_checkpoints_expose_truncation() -> TestResult {
-    let s = Store::new();
-    let r = s.ingest(&sample(5, "acme"));
-    let receipt = format!("{}:{}", r["last_seq"], r["global_head"].as_str().unwrap_or_default());
-    let cp = s.run(&["--json", "checkpoint"]);
-    cp.expect(0);
-    assert_eq!(cp.json()["size"], r["last_seq"]);
-    let pk = s.run(&["keys", "public"]);
-    assert_eq!(pk.stdout.trim(), cp.json()["public_key"].as_str().unwrap_or_default());
-    // A wrong receipt hash is caught.
-    let bad = format!("{}:{}", r["last_seq"], "00".repeat(32));
-    let v = s.run(&["--json", "verify", "--expect", &bad]);
-    v.expect(5);
-    assert_eq!(v.json()["first_bad_seq"], r["last_seq"]);
-    s.run(&["verify", "--expect", &receipt]).expect(0);
-    Ok(())
+    scenarios::receipts_and_checkpoints_expose_truncation(&Store::new())
 }
 
 #[test]
 fn two_processes_ingesting_at_once_lose_nothing() -> TestResult {
-    let s = Store::new();
-    let a = sample(3000, "acme");
-    let b = sample(3000, "beta");
-    let spawn = |input: String| {
-        let mut c = s.cmd();
-        c.env("CUSTOS_TOKEN_FILE", &s.admin)
-            .args(["--json", "ingest", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped());
-        let mut child = c.spawn().unwrap_or_else(|e| panic!("{e}"));
-        let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("stdin"));
-        std::thread::spawn(move || {
-            use std::io::Write;
-            let _ = stdin.write_all(input.as_bytes());
-        });
-        child
-    };
-    let (c1, c2) = (spawn(a), spawn(b));
-    let (o1, o2) = (c1.wait_with_output()?, c2.wait_with_output()?);
-    assert_eq!(o1.status.code(), Some(0), "{}", String::from_utf8_lossy(&o1.stderr));
-    assert_eq!(o2.status.code(), Some(0), "{}", String::from_utf8_lossy(&o2.stderr));
-    let v = s.run(&["--json", "verify"]);
-    v.expect(0);
-    assert_eq!(v.json()["events"], 6002);
-    assert_eq!(s.run(&["events", "list", "--tenant", "beta"]).jsonl().len(), 3000);
-    Ok(())
+    scenarios::concurrent_ingests_lose_nothing(&Store::new(), 2, 3000)
 }
 
 #[test]
 fn key_rotation_keeps_old_events_readable() -> TestResult {
-    let s = Store::new();
-    s.ingest(&sample(2, "acme"));
-    let r = s.run(&["--json", "keys", "rotate"]);
-    r.expect(0);
-    assert_eq!(r.json()["event"], "key_rotated");
-    assert_eq!(r.json()["new_key"]["key_id"], "key-002");
-    assert_eq!(r.json()["new_key"]["status"], "active");
-    s.ingest(&sample(2, "gamma"));
-    let keys = s.run(&["--json", "keys", "list"]).json();
-    let statuses: Vec<(&str, &str)> = keys["keys"]
-        .as_array()
-        .map(|a| a.iter().map(|k| (k["key_id"].as_str().unwrap_or(""), k["status"].as_str().unwrap_or(""))).collect())
-        .unwrap_or_default();
-    assert_eq!(statuses, vec![("key-001", "decrypt-only"), ("key-002", "active")]);
-    assert_eq!(s.run(&["--json", "keys", "active"]).json()["key_id"], "key-002");
-    assert_eq!(s.run(&["events", "list", "--tenant", "acme"]).jsonl()[0]["data"]["job"], 0);
-    assert_eq!(s.system_events("key_rotated").len(), 1);
-    s.run(&["verify"]).expect(0);
-    Ok(())
+    scenarios::key_rotation_keeps_old_events_readable(&Store::new())
 }
 
 #[test]

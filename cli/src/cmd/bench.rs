@@ -41,6 +41,7 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         "keys" => super::bench_keys::run(ctx, a),
         "export" => super::export::bench(ctx, a),
         "server" => super::serve::bench(ctx, a),
+        "postgres" => super::bench_postgres::run(ctx, a),
         other => Err(custos_platform::PlatformError::Input(format!("unknown bench suite {other:?}; available: {SUITES}")).into()),
     }
 }

@@ -5,6 +5,7 @@ pub(crate) mod approvals;
 pub mod artifacts;
 mod bench;
 mod bench_keys;
+mod bench_postgres;
 mod bench_retention;
 pub(crate) mod budgets;
 pub mod export;
@@ -48,7 +49,8 @@ impl Ctx {
 
     /// Opens the store with its root key.
     pub fn open(&self) -> anyhow::Result<Platform> {
-        Platform::open(&self.store, &self.root_key).with_context(|| format!("opening store {}", self.store))
+        Platform::open(&self.store, &self.root_key)
+            .with_context(|| format!("opening store {}", custos_eventlog::postgres::redact(&self.store)))
     }
 
     /// Opens the store and authorizes `action` (recording a denial on failure).
