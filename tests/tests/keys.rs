@@ -204,7 +204,8 @@ fn reencrypt_changes_bodies_but_not_commitments_or_chains() -> TestResult {
     let (hb, ha) = (head_of(&bundle_before)?, head_of(&bundle_after)?);
     assert!(hb["head"].as_str().is_some_and(|h| h.len() == 64), "{hb}");
     assert_eq!(hb, ha, "re-encryption must not change the tenant chain an auditor holds");
-    s.run(&["compliance", "verify-bundle", bundle_after.to_str().ok_or("path")?, "--previous", bundle_before.to_str().ok_or("path")?]).expect(0);
+    s.run(&["compliance", "verify-bundle", bundle_after.to_str().ok_or("path")?, "--previous", bundle_before.to_str().ok_or("path")?])
+        .expect(0);
     let ev = s.system_events("tenant_reencrypted");
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["data"]["old_versions"], json!([1]));
