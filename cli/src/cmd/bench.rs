@@ -46,39 +46,61 @@ pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-fn core(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
-    let base = match &a.dir {
+/// A temp dir for a bench run (under `--dir` when given).
+pub(crate) fn bench_dir(a: &BenchArgs) -> anyhow::Result<tempfile::TempDir> {
+    Ok(match &a.dir {
         Some(d) => tempfile::Builder::new().prefix("custos-bench-").tempdir_in(d)?,
         None => tempfile::Builder::new().prefix("custos-bench-").tempdir()?,
-    };
-    let n = a.events;
-    let note = |s: &str| ctx.out.note(s);
-    let mut rows: Vec<(String, f64, String)> = vec![];
+    })
+}
 
-    note(&format!("generating {n} events of ~{} B over {} tenants ...", a.payload, a.tenants));
-    let input = base.path().join("events.jsonl");
-    {
-        let now = now_micros();
-        let mut w = BufWriter::new(std::fs::File::create(&input)?);
-        for i in 0..n {
-            writeln!(w, "{}", sample::bench_line(i, a.tenants, a.payload, now))?;
-        }
-        w.flush()?;
+/// Writes the benchmark's JSONL input (streamed: the file is never held in memory).
+pub(crate) fn write_input(a: &BenchArgs, path: &std::path::Path) -> anyhow::Result<()> {
+    let now = now_micros();
+    let mut w = BufWriter::new(std::fs::File::create(path)?);
+    for i in 0..a.events {
+        writeln!(w, "{}", sample::bench_line(i, a.tenants, a.payload, now))?;
     }
-    let rss_before = peak_rss_kib().unwrap_or(0);
+    w.flush()?;
+    Ok(())
+}
 
-    let store = base.path().join("bench.db").display().to_string();
-    let key = base.path().join("bench.key");
-    let (mut p, init) = Platform::init(&store, &key, "admin")?;
+/// What [`measure_log`] measured on one store.
+pub(crate) struct LogRun {
+    pub appended: u64,
+    pub ingest_s: f64,
+    pub ingest_rss_kib: u64,
+    pub body_len: usize,
+    pub scanned: u64,
+    pub scan_s: f64,
+    pub verified: u64,
+    pub verify_keys_s: f64,
+    pub verify_nokeys_s: f64,
+    pub store_bytes: u64,
+}
+
+/// Creates a store at `store` (SQLite path or PostgreSQL URL), ingests `input`, then
+/// times a decrypting scan and verify with and without keys. `label` names the backend
+/// in the rows it appends.
+pub(crate) fn measure_log(
+    ctx: &Ctx,
+    store: &str,
+    key: &std::path::Path,
+    input: &std::path::Path,
+    label: &str,
+    rows: &mut Vec<(String, f64, String)>,
+) -> anyhow::Result<LogRun> {
+    let note = |s: &str| ctx.out.note(s);
+    let (mut p, init) = Platform::init(store, key, "admin")?;
     let admin = p.authenticate(Some(&init.admin.token), "bench")?;
 
     note("ingest ...");
     let t0 = Instant::now();
-    let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&input)?);
+    let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(input)?);
     let receipt = p.ingest(&admin, &mut f, &IngestOptions::default(), &mut |_| {})?;
     let ingest_s = t0.elapsed().as_secs_f64();
-    let ingest_rss = peak_rss_kib().unwrap_or(0);
-    rows.push(("custos ingest (parse, commit, seal, chain, insert)".into(), rate(receipt.appended, ingest_s), "events/s".into()));
+    let ingest_rss_kib = peak_rss_kib().unwrap_or(0);
+    rows.push((format!("custos ingest{label} (parse, commit, seal, chain, insert)"), rate(receipt.appended, ingest_s), "events/s".into()));
 
     // Body size as stored, for the raw baselines.
     let mut body_len = 0usize;
@@ -89,25 +111,67 @@ fn core(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
 
     note("decrypting scan ...");
     let t0 = Instant::now();
-    let mut cnt = 0u64;
+    let mut scanned = 0u64;
     p.events(&EventFilter::default(), &mut |e| {
-        cnt += u64::from(e.data.is_some());
+        scanned += u64::from(e.data.is_some());
         Ok(true)
     })?;
     let scan_s = t0.elapsed().as_secs_f64();
-    rows.push(("custos decrypting scan (events list without printing)".into(), rate(cnt, scan_s), "events/s".into()));
+    rows.push((format!("custos decrypting scan{label} (events list without printing)"), rate(scanned, scan_s), "events/s".into()));
 
     note("verify ...");
     let t0 = Instant::now();
     let rep = p.verify(&VerifyOptions { with_keys: true, expect: vec![] }, &mut |_| {})?;
-    let vk_s = t0.elapsed().as_secs_f64();
-    rows.push(("custos verify with keys".into(), rate(rep.events, vk_s), "events/s".into()));
+    let verify_keys_s = t0.elapsed().as_secs_f64();
+    rows.push((format!("custos verify with keys{label}"), rate(rep.events, verify_keys_s), "events/s".into()));
     let t0 = Instant::now();
     let rep2 = p.verify(&VerifyOptions { with_keys: false, expect: vec![] }, &mut |_| {})?;
-    let vn_s = t0.elapsed().as_secs_f64();
-    rows.push(("custos verify without keys".into(), rate(rep2.events, vn_s), "events/s".into()));
+    let verify_nokeys_s = t0.elapsed().as_secs_f64();
+    rows.push((format!("custos verify without keys{label}"), rate(rep2.events, verify_nokeys_s), "events/s".into()));
+    if !(rep.ok && rep2.ok) {
+        return Err(custos_platform::PlatformError::Integrity("the benchmark store does not verify".into()).into());
+    }
     let store_bytes = p.log().backend().size_bytes()?;
-    drop(p);
+    Ok(LogRun {
+        appended: receipt.appended,
+        ingest_s,
+        ingest_rss_kib,
+        body_len,
+        scanned,
+        scan_s,
+        verified: rep.events,
+        verify_keys_s,
+        verify_nokeys_s,
+        store_bytes,
+    })
+}
+
+fn core(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
+    let base = bench_dir(&a)?;
+    let n = a.events;
+    let note = |s: &str| ctx.out.note(s);
+    let mut rows: Vec<(String, f64, String)> = vec![];
+
+    note(&format!("generating {n} events of ~{} B over {} tenants ...", a.payload, a.tenants));
+    let input = base.path().join("events.jsonl");
+    write_input(&a, &input)?;
+    let rss_before = peak_rss_kib().unwrap_or(0);
+
+    let store = base.path().join("bench.db").display().to_string();
+    let run = measure_log(ctx, &store, &base.path().join("bench.key"), &input, "", &mut rows)?;
+    let LogRun {
+        appended,
+        ingest_s,
+        ingest_rss_kib: ingest_rss,
+        body_len,
+        scanned: cnt,
+        scan_s,
+        verified,
+        verify_keys_s: vk_s,
+        verify_nokeys_s: vn_s,
+        store_bytes,
+    } = run;
+    let receipt_appended = appended;
 
     note("raw SQLite baselines ...");
     let raw = base.path().join("raw.db");
@@ -149,10 +213,10 @@ fn core(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
     let raw_scan = rate(rn, rs_s);
     let scan_limit = 1.0 / (1.0 / raw_scan + 1.0 / open_rate);
     let goals = json!({
-        "ingest_vs_raw_insert": rate(receipt.appended, ingest_s) / raw_insert,
+        "ingest_vs_raw_insert": rate(receipt_appended, ingest_s) / raw_insert,
         "decrypting_scan_vs_raw_scan_plus_open": rate(cnt, scan_s) / scan_limit,
-        "verify_with_keys_events_per_s": rate(rep.events, vk_s),
-        "verify_without_keys_events_per_s": rate(rep2.events, vn_s),
+        "verify_with_keys_events_per_s": rate(verified, vk_s),
+        "verify_without_keys_events_per_s": rate(verified, vn_s),
         "ingest_peak_rss_mib": ingest_rss as f64 / 1024.0,
     });
     let v = json!({
@@ -169,7 +233,7 @@ fn core(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
         }
         s += &format!(
             "\ningest / raw insert            {:.0}%\ndecrypting scan / (raw scan ⊕ open) {:.0}%\npeak RSS during ingest        {:.1} MiB\nstore size                    {:.1} MiB\n",
-            100.0 * rate(receipt.appended, ingest_s) / raw_insert,
+            100.0 * rate(receipt_appended, ingest_s) / raw_insert,
             100.0 * rate(cnt, scan_s) / scan_limit,
             ingest_rss as f64 / 1024.0,
             store_bytes as f64 / 1048576.0
