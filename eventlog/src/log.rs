@@ -410,10 +410,16 @@ fn decrypt_record(rec: StoredRecord, dek_of: &mut DekLookup<'_>) -> Result<Event
         .map_err(|_| LogError::integrity(seq, "body does not decrypt under its header"))?;
     let (salt, canon) = split_body(&body).ok_or_else(|| LogError::integrity(seq, "body too short"))?;
     let salt = *salt;
-    let mut v: Value = serde_json::from_slice(canon).map_err(|e| LogError::integrity(seq, format!("body is not JSON: {e}")))?;
-    let actor = v.get("actor").and_then(Value::as_str).map(str::to_string);
-    let data = v.get_mut("data").map(Value::take);
-    Ok(Event { header: rec.header, actor, data, salt: Some(salt), purged_by: rec.purged_by })
+    // A typed outer struct: no map for the envelope, no copy of the actor.
+    #[derive(serde::Deserialize)]
+    struct Body {
+        actor: Option<String>,
+        // Present in every body custos writes; `null` data stays `Some(Null)`.
+        #[serde(default)]
+        data: Value,
+    }
+    let b: Body = serde_json::from_slice(canon).map_err(|e| LogError::integrity(seq, format!("body is not JSON: {e}")))?;
+    Ok(Event { header: rec.header, actor: b.actor, data: Some(b.data), salt: Some(salt), purged_by: rec.purged_by })
 }
 
 /// The log: a backend plus, once unlocked, its keys.
