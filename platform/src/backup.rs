@@ -107,9 +107,18 @@ impl Platform {
             let w = gz.finish().map_err(|e| io("cannot write", &tmp, e))?;
             let f = w.into_inner().map_err(|e| io("cannot write", &tmp, e.into_error()))?;
             f.sync_all().map_err(|e| io("cannot sync", &tmp, e))?;
-            let mut h = Vec::new();
-            File::open(&tmp).and_then(|mut f| f.read_to_end(&mut h)).map_err(|e| io("cannot read", &tmp, e))?;
-            Ok(hex::encode(custos_crypto::sha256(&h)))
+            // Hashed in chunks: a backup can be far larger than memory.
+            let mut f = File::open(&tmp).map_err(|e| io("cannot read", &tmp, e))?;
+            let mut h = custos_crypto::Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = f.read(&mut buf).map_err(|e| io("cannot read", &tmp, e))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            Ok(hex::encode(h.finish()))
         })();
         let sha = match res {
             Ok(s) => s,
