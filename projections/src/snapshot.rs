@@ -48,23 +48,20 @@ pub fn save_with_keys<T: Serialize>(
 pub fn load<T: DeserializeOwned>(log: &EventLog, tenant: &str, name: &str) -> Result<Option<(u64, T)>, LogError> {
     let Some(row) = log.backend().snapshot(tenant, name)? else { return Ok(None) };
     let Some(dek) = log.keys()?.dek(log.backend(), tenant, row.dek_version)? else { return Ok(None) };
+    Ok(open_row(&dek, row, tenant, name))
+}
+
+/// Opens a snapshot row; `None` when it no longer opens or parses (the caller refolds).
+fn open_row<T: DeserializeOwned>(dek: &custos_crypto::Aead, row: SnapshotRow, tenant: &str, name: &str) -> Option<(u64, T)> {
     let mut body = row.body;
-    if custos_crypto::open_in_place(&dek, &row.nonce, &aad(tenant, name, row.covers_seq, row.dek_version), &mut body).is_err() {
-        return Ok(None);
-    }
-    Ok(serde_json::from_slice(&body).ok().map(|s| (row.covers_seq, s)))
+    custos_crypto::open_in_place(dek, &row.nonce, &aad(tenant, name, row.covers_seq, row.dek_version), &mut body).ok()?;
+    serde_json::from_slice(&body).ok().map(|s| (row.covers_seq, s))
 }
 
 /// Like [`save`], inside an open [`Appender`] (same transaction as the events it covers).
 pub fn save_in<T: Serialize>(a: &mut Appender<'_>, tenant: &str, name: &str, covers_seq: u64, state: &T) -> Result<(), LogError> {
     let (keys, tx) = a.parts();
-    let row = tx.active_dek(tenant)?.ok_or_else(|| LogError::NotFoundItem(format!("tenant {tenant} has no data key")))?;
-    let dek = keys.dek_from_row(&row)?;
-    let mut body = serde_json::to_vec(state).map_err(|e| LogError::Storage(e.to_string()))?;
-    let mut nonce = [0u8; 12];
-    random_bytes(&mut nonce)?;
-    seal_in_place(&dek, &nonce, &aad(tenant, name, covers_seq, row.version), &mut body)?;
-    tx.put_snapshot(&SnapshotRow { tenant: tenant.into(), name: name.into(), covers_seq, dek_version: row.version, nonce, body })
+    save_with_keys(keys, tx, tenant, name, covers_seq, state)
 }
 
 /// Like [`load`], as seen inside an open [`Appender`] (under the write lock).
@@ -73,11 +70,7 @@ pub fn load_in<T: DeserializeOwned>(a: &mut Appender<'_>, tenant: &str, name: &s
     let Some(row) = tx.snapshot(tenant, name)? else { return Ok(None) };
     let Some(drow) = tx.deks(tenant)?.into_iter().find(|d| d.version == row.dek_version) else { return Ok(None) };
     let dek = keys.dek_from_row(&drow)?;
-    let mut body = row.body;
-    if custos_crypto::open_in_place(&dek, &row.nonce, &aad(tenant, name, row.covers_seq, row.dek_version), &mut body).is_err() {
-        return Ok(None);
-    }
-    Ok(serde_json::from_slice(&body).ok().map(|s| (row.covers_seq, s)))
+    Ok(open_row(&dek, row, tenant, name))
 }
 
 /// A per-tenant read model persisted as a snapshot named [`Folded::NAME`] that covers a tenant_seq.
