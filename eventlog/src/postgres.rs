@@ -600,25 +600,7 @@ impl Backend for PostgresBackend {
             // One snapshot for the whole scan; rows arrive SCAN_BATCH at a time from a portal.
             let mut tx = conn.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
             let portal = tx.bind(sql.as_str(), &params)?;
-            'outer: loop {
-                let rows = tx.query_portal(&portal, SCAN_BATCH)?;
-                let n = rows.len();
-                for r in rows {
-                    let rec = match row_to_record(&r) {
-                        Ok(rec) => rec,
-                        Err(e) => {
-                            let seq = r.try_get::<_, i64>(0).map(|s| s as u64).unwrap_or(0);
-                            return Err(LogError::integrity(seq, e.to_string()));
-                        }
-                    };
-                    if !f(rec)? {
-                        break 'outer;
-                    }
-                }
-                if n < SCAN_BATCH as usize {
-                    break;
-                }
-            }
+            drain_portal(&mut tx, &portal, f)?;
             tx.commit()?;
             Ok(())
         })();
@@ -829,6 +811,33 @@ impl Backend for PostgresBackend {
                 .map(|r| r.try_get(0).map_err(LogError::from))
                 .transpose()
         })
+    }
+}
+
+/// Feeds a portal's rows to `f`, SCAN_BATCH per round trip, until it is empty or `f` stops.
+fn drain_portal(
+    tx: &mut postgres::Transaction<'_>,
+    portal: &postgres::Portal,
+    f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>,
+) -> Result<(), LogError> {
+    loop {
+        let rows = tx.query_portal(portal, SCAN_BATCH)?;
+        let n = rows.len();
+        for r in rows {
+            let rec = match row_to_record(&r) {
+                Ok(rec) => rec,
+                Err(e) => {
+                    let seq = r.try_get::<_, i64>(0).map(|s| s as u64).unwrap_or(0);
+                    return Err(LogError::integrity(seq, e.to_string()));
+                }
+            };
+            if !f(rec)? {
+                return Ok(());
+            }
+        }
+        if n < SCAN_BATCH as usize {
+            return Ok(());
+        }
     }
 }
 
@@ -1119,25 +1128,7 @@ impl Tx for PgTx<'_> {
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|b| b.as_ref()).collect();
         // A portal inside the write transaction: sees its own writes, SCAN_BATCH rows per round trip.
         let portal = self.tx.bind(sql.as_str(), &params)?;
-        loop {
-            let rows = self.tx.query_portal(&portal, SCAN_BATCH)?;
-            let n = rows.len();
-            for r in rows {
-                let rec = match row_to_record(&r) {
-                    Ok(rec) => rec,
-                    Err(e) => {
-                        let seq = r.try_get::<_, i64>(0).map(|s| s as u64).unwrap_or(0);
-                        return Err(LogError::integrity(seq, e.to_string()));
-                    }
-                };
-                if !f(rec)? {
-                    return Ok(());
-                }
-            }
-            if n < SCAN_BATCH as usize {
-                return Ok(());
-            }
-        }
+        drain_portal(&mut self.tx, &portal, f)
     }
 
     fn deks(&mut self, tenant: &str) -> Result<Vec<DekRow>, LogError> {
