@@ -20,7 +20,8 @@ pub fn peak_rss_kib() -> Option<u64> {
     s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn rate(n: u64, secs: f64) -> f64 {
+/// Items per second (0 when no time elapsed).
+pub(crate) fn rate(n: u64, secs: f64) -> f64 {
     if secs > 0.0 {
         n as f64 / secs
     } else {

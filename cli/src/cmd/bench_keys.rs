@@ -12,19 +12,12 @@ use custos_eventlog::rawbench;
 use custos_platform::{sample, IngestOptions, LifecycleOpts, Platform};
 use serde_json::{json, Value};
 
+use super::bench::rate;
 use super::Ctx;
 use crate::args::BenchArgs;
 
 /// DEKs rewrapped by the rewrap half of the suite.
 const REWRAP_TENANTS: u64 = 10_000;
-
-fn rate(n: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        n as f64 / secs
-    } else {
-        0.0
-    }
-}
 
 fn write_input(path: &std::path::Path, n: u64, tenants: u64, payload: usize) -> anyhow::Result<()> {
     let now = now_micros();

@@ -8,17 +8,9 @@ use custos_eventlog::rawbench;
 use custos_platform::PlatformError;
 use serde_json::{json, Value};
 
-use super::bench::{bench_dir, measure_log, write_input, LogRun};
+use super::bench::{bench_dir, measure_log, rate, write_input, LogRun};
 use super::Ctx;
 use crate::args::BenchArgs;
-
-fn rate(n: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        n as f64 / secs
-    } else {
-        0.0
-    }
-}
 
 /// Runs the suite (see the module doc).
 pub fn run(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
