@@ -228,3 +228,27 @@ pub fn line(tenant: &str, category: &str, kind: &str, data: Value) -> String {
 pub fn line_at(tenant: &str, category: &str, kind: &str, occurred_at: &str, data: Value) -> String {
     serde_json::json!({"tenant": tenant, "category": category, "kind": kind, "occurred_at": occurred_at, "data": data}).to_string()
 }
+
+#[cfg(test)]
+mod suite_registration {
+    use std::path::Path;
+
+    /// A file in tests/tests that cli/Cargo.toml does not list as a `[[test]]` would
+    /// never run: `autotests = false` here, and Cargo does not discover files outside
+    /// the package that declares them.
+    #[test]
+    fn every_end_to_end_file_is_a_test_target_of_the_cli_package() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let manifest = std::fs::read_to_string(root.join("../cli/Cargo.toml")).unwrap_or_else(|e| panic!("cli/Cargo.toml: {e}"));
+        let dir = std::fs::read_dir(root.join("tests")).unwrap_or_else(|e| panic!("tests/tests: {e}"));
+        let mut files = 0;
+        for entry in dir {
+            let name = entry.unwrap_or_else(|e| panic!("{e}")).file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".rs") else { continue };
+            files += 1;
+            let wanted = format!("[[test]]\nname = \"{stem}\"\npath = \"../tests/tests/{name}\"");
+            assert!(manifest.contains(&wanted), "tests/tests/{name} is not registered in cli/Cargo.toml; add:\n{wanted}");
+        }
+        assert!(files >= 14, "only {files} end-to-end files found");
+    }
+}
