@@ -38,6 +38,14 @@ pub struct Global {
     /// More logging (-v info, -vv debug, -vvv trace), to stderr.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Config file (default: ./custos.toml if present). Flags override the environment,
+    /// which overrides the file.
+    #[arg(long, global = true, env = "CUSTOS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Confirm a destructive command (compliance delete, keys retire, keys rotate-root,
+    /// retention run) without the typed prompt: for scripts and cron.
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
 }
 
 /// Commands.
@@ -94,6 +102,27 @@ pub enum Command {
     Redact(crate::cmd::redact::RedactArgs),
     /// Server mode: the HTTP(S) API on --listen (see docs/API.md); stops on SIGTERM/SIGINT.
     Serve(crate::cmd::serve::ServeArgs),
+    /// The effective settings (custos.toml, environment, flags).
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Print a shell completion script (e.g. `custos completions bash > /etc/bash_completion.d/custos`).
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into --out-dir.
+    Man {
+        /// Write custos.1 and custos-<command>.1 pages here instead of printing custos.1.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+/// `config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print each effective setting and where it came from (flag, env, file, default); never a secret.
+    Show,
 }
 
 /// `init`.

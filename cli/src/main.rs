@@ -5,11 +5,13 @@
 
 mod args;
 mod cmd;
+mod config;
+mod confirm;
 mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use custos_platform::PlatformError;
 
 use crate::args::Cli;
@@ -42,7 +44,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|c| (m, c)));
+    let (matches, cli) = match parsed {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -64,7 +67,14 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG").unwrap_or_else(|_| level.into()))
         .with_writer(std::io::stderr)
         .try_init();
-    match cmd::run(cli) {
+    let settings = match config::resolve(&matches, &cli.global) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("custos: {e}");
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    match cmd::run(cli, settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = exit_code(&e);

@@ -181,13 +181,14 @@ impl Platform {
         Ok(out)
     }
 
-    /// The rotation policy in force (the last `key_policy_set`, else 90 days).
+    /// The rotation policy in force (the last `key_policy_set`, else the configured
+    /// default, else 90 days).
     pub fn keys_policy(&self) -> Result<KeyPolicy, PlatformError> {
         let last = self.system_events_of("key_policy_set")?.into_iter().rev().find_map(|(at, by, d)| {
             let days = u32::try_from(d.get("rotation_days")?.as_u64()?).ok()?;
             Some(KeyPolicy { rotation_days: days, default: false, set_at: Some(format_ts(at)), set_by: by })
         });
-        Ok(last.unwrap_or(KeyPolicy { rotation_days: DEFAULT_ROTATION_DAYS, default: true, set_at: None, set_by: None }))
+        Ok(last.unwrap_or(KeyPolicy { rotation_days: self.defaults().rotation_days, default: true, set_at: None, set_by: None }))
     }
 
     /// Sets the rotation period (1..=3650 days), recorded as `key_policy_set`.

@@ -14,6 +14,7 @@ mod artifacts;
 mod auth;
 mod backup;
 mod budgets;
+mod defaults;
 mod error;
 mod export;
 pub mod governance;
@@ -39,6 +40,7 @@ pub use artifacts::ArtifactInfo;
 pub use auth::{required_role, Principal, SYSTEM_ACTOR};
 pub use backup::{restore, BackupInfo, RestoreInfo, BACKUP_MAGIC};
 pub use budgets::{tenant_report, BudgetShow, CostRecordResult, CostReport, TenantBudget, TenantReport};
+pub use defaults::Defaults;
 pub use error::PlatformError;
 pub use export::{verify_bundle_path, ExportOptions, ExportResult};
 pub use holds::{ComplianceViews, HoldInfo, ReleaseInfo};
@@ -64,6 +66,7 @@ pub struct InitResult {
 pub struct Platform {
     log: EventLog,
     location: String,
+    defaults: Defaults,
 }
 
 impl std::fmt::Debug for Platform {
@@ -100,7 +103,7 @@ impl Platform {
                 return Err(e.into());
             }
         };
-        let mut p = Self { log, location: store.to_string() };
+        let mut p = Self { log, location: store.to_string(), defaults: Defaults::default() };
         let kek = p.log.backend().keks()?.into_iter().next().map(|k| k.key_id).unwrap_or_default();
         p.append_system("log_initialized", serde_json::json!({"key_id": kek, "alg": "AES256-GCM"}), SYSTEM_ACTOR)?;
         let admin = p.create_actor(admin_name, custos_domain::Role::Admin, custos_domain::Clearance::Restricted, SYSTEM_ACTOR)?;
@@ -113,14 +116,27 @@ impl Platform {
         let mut log = EventLog::open(store)?;
         let root = RootKey::load(root_key_file).map_err(|e| PlatformError::Input(e.to_string()))?;
         log.unlock(&root)?;
-        Ok(Self { log, location: store.to_string() })
+        Ok(Self { log, location: store.to_string(), defaults: Defaults::default() })
     }
 
     /// Opens a store without its root key: enough to authenticate and to verify
     /// chains and signatures (`verify --no-keys`), nothing that decrypts or appends.
     /// Denials cannot be recorded in this mode (recording needs the `_system` key).
     pub fn open_locked(store: &str) -> Result<Self, PlatformError> {
-        Ok(Self { log: EventLog::open(store)?, location: store.to_string() })
+        Ok(Self { log: EventLog::open(store)?, location: store.to_string(), defaults: Defaults::default() })
+    }
+
+    /// Replaces the built-in defaults (from a config file) for settings the log has not
+    /// recorded. A recorded setting always wins: the log is the shared truth, a config
+    /// file is one operator's machine.
+    pub fn with_defaults(mut self, defaults: Defaults) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// The defaults in force where the log records nothing.
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
     }
 
     /// The store location.

@@ -27,6 +27,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// Runs `c` to completion, capturing its output.
+    pub fn capture(c: &mut std::process::Command) -> Self {
+        Self::from(c.output().unwrap_or_else(|e| panic!("{e}")))
+    }
+
     fn from(o: Output) -> Self {
         Self {
             code: o.status.code().unwrap_or(-1),

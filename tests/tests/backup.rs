@@ -49,7 +49,7 @@ fn backup_restores_into_a_store_that_verifies_and_never_holds_the_root_key() {
     let s = Store::new();
     let lines: Vec<String> = (0..200).map(|i| line(if i % 2 == 0 { "acme" } else { "globex" }, "runs", "r", json!({"i": i}))).collect();
     s.ingest(&lines.join("\n"));
-    s.run(&["compliance", "delete", "--tenant", "globex"]).expect(0);
+    s.run(&["compliance", "delete", "--yes", "--tenant", "globex"]).expect(0);
     let out = s.dir.path().join("b.custos.gz");
     let b = s.run(&["--json", "backup", "--out", out.to_str().unwrap_or_default()]);
     b.expect(0);

@@ -77,7 +77,7 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     // and must have been truncated by the deletion itself.
     let holder = db(&s);
     let _: i64 = holder.query_row("SELECT count(*) FROM deks", [], |r| r.get(0)).unwrap_or(0);
-    let r = s.run(&["--json", "compliance", "delete", "--tenant", "doomed"]);
+    let r = s.run(&["--json", "compliance", "delete", "--yes", "--tenant", "doomed"]);
     r.expect(0);
     let v = r.json();
     assert_eq!(v["tenant"], json!("doomed"));
@@ -132,7 +132,7 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
 
     // Re-running succeeds with zero counts and records nothing new.
     let n = s.event_count();
-    let again = s.run(&["--json", "compliance", "delete", "--tenant", "doomed"]);
+    let again = s.run(&["--json", "compliance", "delete", "--yes", "--tenant", "doomed"]);
     again.expect(0);
     assert_eq!(again.json()["total_items"], json!(0));
     assert_eq!(again.json()["already_deleted"], json!(true));
@@ -167,7 +167,7 @@ fn holds_win_over_deletion_and_retention() {
 
     let before = s.event_count();
     let deks = wrapped_deks(&s, "held");
-    let del = s.run(&["--json", "compliance", "delete", "--tenant", "held"]);
+    let del = s.run(&["--json", "compliance", "delete", "--yes", "--tenant", "held"]);
     del.expect(3);
     assert!(del.stderr.contains("CASE-42"), "{}", del.stderr);
     assert_eq!(s.event_count(), before + 1, "only the blocked attempt is recorded");
@@ -177,7 +177,7 @@ fn holds_win_over_deletion_and_retention() {
     assert_eq!(blocked[0]["data"]["hold_ids"], json!(["CASE-42"]));
     s.run(&["compliance", "delete", "--tenant", "held", "--dry-run"]).expect(3);
 
-    let rr = s.run(&["--json", "retention", "run", "--as-of", "2025-06-01T00:00:00Z"]);
+    let rr = s.run(&["--json", "retention", "run", "--yes", "--as-of", "2025-06-01T00:00:00Z"]);
     rr.expect(0);
     let r = rr.json();
     assert_eq!(r["counts"]["dlq"], json!(5), "the free tenant is purged: {r}");
@@ -194,10 +194,10 @@ fn holds_win_over_deletion_and_retention() {
     assert_eq!(rv["released_by"], json!("admin"));
     assert!(rv["released_at"].is_string());
 
-    let rr2 = s.run(&["--json", "retention", "run", "--as-of", "2025-06-01T00:00:00Z"]).json();
+    let rr2 = s.run(&["--json", "retention", "run", "--yes", "--as-of", "2025-06-01T00:00:00Z"]).json();
     assert_eq!(rr2["counts"]["dlq"], json!(5), "after release retention proceeds: {rr2}");
     assert_eq!(rr2["held"], json!({}));
-    s.run(&["compliance", "delete", "--tenant", "held"]).expect(0);
+    s.run(&["compliance", "delete", "--yes", "--tenant", "held"]).expect(0);
     s.run(&["verify"]).expect(0);
 }
 
@@ -227,7 +227,7 @@ fn hold_commands_contract_and_bad_input() {
     assert!(nohold.stderr.contains("no active hold CASE-9"), "{}", nohold.stderr);
     s.run(&["compliance", "release", "--tenant", "acme", "--hold", "CASE-3"]).expect(1); // CASE-3 belongs to globex
     s.run(&["compliance", "release", "--tenant", "acme"]).expect(64); // --hold or --all is required
-    s.run(&["compliance", "delete", "--tenant", "nobody"]).expect(1);
+    s.run(&["compliance", "delete", "--yes", "--tenant", "nobody"]).expect(1);
     assert_eq!(s.event_count(), n, "refused commands append nothing");
 
     let list = s.run(&["--json", "compliance", "holds"]).json();
@@ -247,7 +247,7 @@ fn hold_commands_contract_and_bad_input() {
     let n = s.event_count();
     s.run_as(&op, &["compliance", "hold", "--tenant", "acme", "--reason", "x"]).expect(2);
     s.run_as(&aud, &["compliance", "release", "--tenant", "acme", "--all"]).expect(2);
-    s.run_as(&aud, &["compliance", "delete", "--tenant", "globex"]).expect(2);
+    s.run_as(&aud, &["compliance", "delete", "--yes", "--tenant", "globex"]).expect(2);
     s.run_as(&viewer, &["compliance", "holds"]).expect(2);
     assert_eq!(s.event_count(), n + 4, "each denial is recorded and nothing else happens");
     assert_eq!(s.system_events("access_denied").len(), 4);

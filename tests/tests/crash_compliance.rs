@@ -106,7 +106,7 @@ fn sigkill_during_delete_retention_and_ingest_is_all_or_nothing() {
     let mut rng = Rng(seed);
     let mut outcomes = [0u32; 2];
 
-    let del = ["compliance", "delete", "--tenant", "t2"];
+    let del = ["compliance", "delete", "--yes", "--tenant", "t2"];
     let span = duration_of(&t, &del, None).as_micros() as u64 * 12 / 10;
     for _ in 0..20 {
         let c = copy_of(&t);
@@ -125,7 +125,7 @@ fn sigkill_during_delete_retention_and_ingest_is_all_or_nothing() {
         outcomes[deleted as usize] += 1;
     }
 
-    let ret = ["retention", "run", "--as-of", "2026-01-01T00:00:00Z"];
+    let ret = ["retention", "run", "--yes", "--as-of", "2026-01-01T00:00:00Z"];
     let full = {
         let c = copy_of(&t);
         assert!(run_and_kill(&c, &ret, None, Duration::from_secs(60)));

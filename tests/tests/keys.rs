@@ -93,12 +93,12 @@ fn rotate_rewrap_retire_destroys_old_kek_and_keeps_every_event_readable() -> Tes
     assert_eq!(old_wrapped.len(), 60);
 
     // Retiring a key that still wraps DEKs is refused, naming how many and the fix.
-    let r = s.run(&["keys", "retire", "key-001"]);
+    let r = s.run(&["keys", "retire", "--yes", "key-001"]);
     r.expect(1);
     assert!(r.stderr.contains("still wraps 4 DEK(s)") && r.stderr.contains("keys rewrap"), "{}", r.stderr);
     // The active key cannot be retired; an unknown one is not found.
-    assert!(s.run(&["keys", "retire", "key-002"]).expect(1).stderr.contains("active key"));
-    assert!(s.run(&["keys", "retire", "key-404"]).expect(1).stderr.contains("no key"));
+    assert!(s.run(&["keys", "retire", "--yes", "key-002"]).expect(1).stderr.contains("active key"));
+    assert!(s.run(&["keys", "retire", "--yes", "key-404"]).expect(1).stderr.contains("no key"));
 
     let rw = s.run(&["--json", "keys", "rewrap"]);
     rw.expect(0);
@@ -111,7 +111,7 @@ fn rotate_rewrap_retire_destroys_old_kek_and_keeps_every_event_readable() -> Tes
     let on_old: i64 = db(&s).query_row("SELECT count(*) FROM deks WHERE kek_id = 'key-001'", [], |r| r.get(0))?;
     assert_eq!(on_old, 0);
 
-    let rt = s.run(&["--json", "keys", "retire", "key-001"]);
+    let rt = s.run(&["--json", "keys", "retire", "--yes", "key-001"]);
     rt.expect(0);
     assert_eq!(rt.json()["retired"], true);
 
@@ -124,7 +124,7 @@ fn rotate_rewrap_retire_destroys_old_kek_and_keeps_every_event_readable() -> Tes
     let wal = std::fs::read(wal_path(&s)).unwrap_or_default();
     assert!(!contains(&wal, &old_wrapped), "retired KEK's wrapped bytes are still in the WAL");
     drop(holder);
-    assert_eq!(s.run(&["--json", "keys", "retire", "key-001"]).expect(0).json()["retired"], false);
+    assert_eq!(s.run(&["--json", "keys", "retire", "--yes", "key-001"]).expect(0).json()["retired"], false);
 
     // Every event still decrypts; verify passes; history keeps the retired key.
     let evs = s.run(&["events", "list", "--tenant", "acme"]);
@@ -233,7 +233,7 @@ fn rotate_root_makes_the_old_key_useless_and_the_new_one_work() -> TestResult {
     let public = s.run(&["--json", "keys", "public"]).expect(0).json()["public_key"].clone();
     let new_key = s.dir.path().join("root2.key");
     let nk = new_key.to_str().ok_or("path")?;
-    let r = s.run(&["--json", "keys", "rotate-root", "--new-root-key-file", nk]);
+    let r = s.run(&["--json", "keys", "rotate-root", "--yes", "--new-root-key-file", nk]);
     r.expect(0);
     let v = r.json();
     assert_eq!(v["result"]["keks"], json!(["key-001"]));
@@ -260,7 +260,7 @@ fn rotate_root_makes_the_old_key_useless_and_the_new_one_work() -> TestResult {
     let rot = run_env(&s, &env, &["events", "list", "--tenant", "_system", "--kind", "root_key_rotated"]).jsonl();
     assert_eq!(rot.len(), 1);
     // Refuses to overwrite an existing file and changes nothing.
-    let again = run_env(&s, &env, &["keys", "rotate-root", "--new-root-key-file", nk]);
+    let again = run_env(&s, &env, &["keys", "rotate-root", "--yes", "--new-root-key-file", nk]);
     again.expect(1);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
     verify_ok(&s, &env);
@@ -431,7 +431,7 @@ fn sigkill_during_rewrap_never_strands_a_dek() -> TestResult {
         // Retire the previous key now and then, so retired rows accumulate too.
         if i % 5 == 0 {
             let prev = format!("key-{:03}", i + 2);
-            s.run(&["keys", "retire", &prev]).expect(0);
+            s.run(&["keys", "retire", "--yes", &prev]).expect(0);
         }
     }
     eprintln!("rewrap: {partial}/{KILLS} kills landed mid-way");
@@ -483,7 +483,8 @@ fn sigkill_during_rotate_root_leaves_exactly_one_working_key() -> TestResult {
     let key_env = |p: &Path| p.to_str().unwrap_or_default().to_string();
     let first = s.dir.path().join("k-first");
     let cur = key_env(&current);
-    let full = timed(&s, &[hooks[0], ("CUSTOS_ROOT_KEY_FILE", &cur)], &["keys", "rotate-root", "--new-root-key-file", &key_env(&first)]);
+    let full =
+        timed(&s, &[hooks[0], ("CUSTOS_ROOT_KEY_FILE", &cur)], &["keys", "rotate-root", "--yes", "--new-root-key-file", &key_env(&first)]);
     current = first;
     let (mut committed, mut orphaned) = (0, 0);
     for i in 0..KILLS {
@@ -493,7 +494,7 @@ fn sigkill_during_rotate_root_leaves_exactly_one_working_key() -> TestResult {
         kill_after(
             &s,
             &[hooks[0], ("CUSTOS_ROOT_KEY_FILE", &cur)],
-            &["keys", "rotate-root", "--new-root-key-file", &key_env(&next)],
+            &["keys", "rotate-root", "--yes", "--new-root-key-file", &key_env(&next)],
             delay,
         );
         let nk = key_env(&next);
@@ -516,7 +517,8 @@ fn sigkill_during_rotate_root_leaves_exactly_one_working_key() -> TestResult {
         if i % 3 == 0 {
             let again = s.dir.path().join(format!("k{i}-again"));
             let cur = key_env(&current);
-            run_env(&s, &[("CUSTOS_ROOT_KEY_FILE", &cur)], &["keys", "rotate-root", "--new-root-key-file", &key_env(&again)]).expect(0);
+            run_env(&s, &[("CUSTOS_ROOT_KEY_FILE", &cur)], &["keys", "rotate-root", "--yes", "--new-root-key-file", &key_env(&again)])
+                .expect(0);
             current = again;
         }
     }

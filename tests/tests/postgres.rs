@@ -256,7 +256,7 @@ fn hold_then_deletion_crypto_shreds_and_verifies() -> TestResult {
     let wrapped: Vec<u8> = s.pg_client().query_one("SELECT wrapped FROM deks WHERE tenant = 'doomed'", &[])?.get(0);
 
     s.run(&["compliance", "hold", "--tenant", "doomed", "--reason", "litigation", "--id", "CASE-1"]).expect(0);
-    s.run(&["compliance", "delete", "--tenant", "doomed"]).expect(3);
+    s.run(&["compliance", "delete", "--yes", "--tenant", "doomed"]).expect(3);
     assert_eq!(count(&s, "SELECT count(*) FROM deks WHERE tenant = 'doomed'")?, 1, "a held tenant keeps its key");
     s.run(&["compliance", "release", "--tenant", "doomed", "--hold", "CASE-1"]).expect(0);
 
@@ -264,7 +264,7 @@ fn hold_then_deletion_crypto_shreds_and_verifies() -> TestResult {
     dry.expect(0);
     assert_eq!(dry.json()["counts"]["runs"], json!(5));
     assert_eq!(dry.json()["counts"]["artifacts"].as_u64().map(|n| n >= 1), Some(true), "{}", dry.stdout);
-    let r = s.run(&["--json", "compliance", "delete", "--tenant", "doomed"]);
+    let r = s.run(&["--json", "compliance", "delete", "--yes", "--tenant", "doomed"]);
     r.expect(0);
     let v = r.json();
     assert_eq!(v["counts"], dry.json()["counts"], "the live run destroys what the dry run announced");
@@ -289,7 +289,7 @@ fn hold_then_deletion_crypto_shreds_and_verifies() -> TestResult {
     assert_eq!(s.system_events("tenant_deleted").len(), 1);
     // Idempotent: a second run records nothing new.
     let n = s.event_count();
-    s.run(&["compliance", "delete", "--tenant", "doomed"]).expect(0);
+    s.run(&["compliance", "delete", "--yes", "--tenant", "doomed"]).expect(0);
     assert_eq!(s.event_count(), n);
     s.run_stdin(&["ingest", "-"], &line("doomed", "runs", "x", json!({}))).expect(1);
     Ok(())
@@ -312,7 +312,7 @@ fn retention_run_purges_and_verifies() -> TestResult {
     let dry = s.run(&["--json", "retention", "run", "--dry-run"]);
     dry.expect(0);
     assert_eq!(count(&s, "SELECT count(*) FROM events WHERE body IS NULL")?, 0, "a dry run purges nothing");
-    let live = s.run(&["--json", "retention", "run"]);
+    let live = s.run(&["--json", "retention", "run", "--yes"]);
     live.expect(0);
     let r = live.json();
     assert_eq!(r["counts"], dry.json()["counts"]);
@@ -333,7 +333,7 @@ fn retention_run_purges_and_verifies() -> TestResult {
     let v = s.run(&["--json", "verify"]);
     v.expect(0);
     assert_eq!(v.json()["purged"], json!(3));
-    assert_eq!(s.run(&["--json", "retention", "run"]).json()["total_purged"], json!(0));
+    assert_eq!(s.run(&["--json", "retention", "run", "--yes"]).json()["total_purged"], json!(0));
     s.run(&["verify"]).expect(0);
     Ok(())
 }
@@ -348,7 +348,7 @@ fn key_rotate_rewrap_retire_round_trip() -> TestResult {
     s.ingest(&lines.join("\n"));
     s.run(&["keys", "rotate"]).expect(0);
     let old: Vec<u8> = s.pg_client().query_one("SELECT wrapped FROM keks WHERE key_id = 'key-001'", &[])?.get(0);
-    let r = s.run(&["keys", "retire", "key-001"]);
+    let r = s.run(&["keys", "retire", "--yes", "key-001"]);
     r.expect(1);
     assert!(r.stderr.contains("keys rewrap"), "{}", r.stderr);
     let rw = s.run(&["--json", "keys", "rewrap"]);
@@ -357,7 +357,7 @@ fn key_rotate_rewrap_retire_round_trip() -> TestResult {
     assert_eq!(rw.json()["rewrapped"].as_u64(), Some(deks), "{}", rw.stdout);
     assert_eq!(s.run(&["--json", "keys", "rewrap"]).json()["rewrapped"], json!(0), "idempotent");
     assert_eq!(count(&s, "SELECT count(*) FROM deks WHERE kek_id = 'key-001'")?, 0);
-    let rt = s.run(&["--json", "keys", "retire", "key-001"]);
+    let rt = s.run(&["--json", "keys", "retire", "--yes", "key-001"]);
     rt.expect(0);
     assert_eq!(rt.json()["retired"], json!(true));
     let (status, wrapped): (String, Option<Vec<u8>>) = {
@@ -367,7 +367,7 @@ fn key_rotate_rewrap_retire_round_trip() -> TestResult {
     assert_eq!(status, "retired");
     assert!(wrapped.is_none());
     assert!(!relation_file_has(&s, "keks", &old)?, "the retired KEK's wrap left the table file: {}", rt.stdout);
-    assert_eq!(s.run(&["--json", "keys", "retire", "key-001"]).json()["retired"], json!(false), "idempotent");
+    assert_eq!(s.run(&["--json", "keys", "retire", "--yes", "key-001"]).json()["retired"], json!(false), "idempotent");
     for t in ["acme", "globex"] {
         let evs = s.run(&["events", "list", "--tenant", t]).jsonl();
         assert_eq!(evs.len(), 3);

@@ -78,7 +78,7 @@ fn windows_are_exact_overrides_win_and_runs_are_idempotent() {
     // Another connection stays open (as a server's would), so the WAL outlives the command.
     let holder = db(&s);
     let _: i64 = holder.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap_or(0);
-    let live = s.run(&["--json", "retention", "run", "--as-of", AS_OF]);
+    let live = s.run(&["--json", "retention", "run", "--yes", "--as-of", AS_OF]);
     live.expect(0);
     let r = live.json();
     assert_eq!(r["dry_run"], json!(false));
@@ -108,7 +108,7 @@ fn windows_are_exact_overrides_win_and_runs_are_idempotent() {
         vec![yes("dlq_outside"), yes("runs_inside"), yes("runs_outside"), yes("runs_recent"), yes("gov_old"), yes("costs_170d")]
     );
 
-    let again = s.run(&["--json", "retention", "run", "--as-of", AS_OF]).json();
+    let again = s.run(&["--json", "retention", "run", "--yes", "--as-of", AS_OF]).json();
     assert_eq!(again["total_purged"], json!(0), "a second run purges nothing");
     let recorded = s.system_events("retention_enforced");
     assert_eq!(recorded.len(), 2, "each run is recorded (proof that enforcement ran)");
@@ -132,10 +132,10 @@ fn verify_rejects_bodies_attributed_to_a_run_or_deletion_that_does_not_cover_the
         lines.push(line_at(t, "dlq", "recent", &at(-DAY), json!({})));
     }
     s.ingest(&lines.join("\n"));
-    let run = s.run(&["--json", "retention", "run", "--as-of", AS_OF]).json();
+    let run = s.run(&["--json", "retention", "run", "--yes", "--as-of", AS_OF]).json();
     assert_eq!(run["total_purged"], json!(3));
     let run_seq = run["event_seq"].as_i64().unwrap_or(-1);
-    s.run(&["compliance", "delete", "--tenant", "gamma"]).expect(0);
+    s.run(&["compliance", "delete", "--yes", "--tenant", "gamma"]).expect(0);
     let del_seq = s.system_events("tenant_deleted")[0]["global_seq"].as_i64().unwrap_or(-1);
     s.run(&["verify"]).expect(0);
 
@@ -174,7 +174,7 @@ fn verify_rejects_bodies_attributed_to_a_run_or_deletion_that_does_not_cover_the
     // A body of a held tenant blamed on a run that reported it as held.
     s.ingest(&line_at("delta", "dlq", "old", "2025-01-01T00:00:00Z", json!({})));
     s.run(&["compliance", "hold", "--tenant", "delta", "--reason", "x", "--id", "H1"]).expect(0);
-    let run2 = s.run(&["--json", "retention", "run", "--as-of", AS_OF]).json();
+    let run2 = s.run(&["--json", "retention", "run", "--yes", "--as-of", AS_OF]).json();
     assert_eq!(run2["held"]["delta"], json!(1));
     let c = db(&s);
     c.execute("UPDATE events SET body=NULL, nonce=NULL, purged_by=?1 WHERE tenant='delta'", [run2["event_seq"].as_i64().unwrap_or(-1)])
@@ -232,8 +232,8 @@ fn policy_commands_rbac_and_bad_input() {
         vec!["retention", "policy", "set", "--category", "nope", "--days", "5"],
         vec!["retention", "policy", "set", "--category", "runs", "--days", "5", "--tenant", "ghost"],
         vec!["retention", "policy", "set", "--category", "runs", "--days", "5", "--tenant", "_system"],
-        vec!["retention", "run", "--as-of", "yesterday"],
-        vec!["retention", "run", "--as-of", "2999-01-01T00:00:00Z"],
+        vec!["retention", "run", "--yes", "--as-of", "yesterday"],
+        vec!["retention", "run", "--yes", "--as-of", "2999-01-01T00:00:00Z"],
     ] {
         let r = s.run(&bad);
         r.expect(1);
@@ -250,7 +250,7 @@ fn policy_commands_rbac_and_bad_input() {
     s.run_as(&comp, &["retention", "run", "--dry-run"]).expect(0);
     s.run_as(&comp, &["retention", "policy", "set", "--category", "runs", "--days", "5"]).expect(0);
     // Human output works too (no JSON).
-    let h = s.run(&["retention", "run", "--as-of", "2026-01-01"]);
+    let h = s.run(&["retention", "run", "--yes", "--as-of", "2026-01-01"]);
     h.expect(0);
     assert!(h.stdout.contains("retention run as of 2026-01-01T00:00:00Z"), "{}", h.stdout);
 }

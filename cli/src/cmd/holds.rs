@@ -9,6 +9,7 @@ use custos_platform::{sample, Platform, PlatformError, Principal};
 use serde_json::json;
 
 use super::Ctx;
+use crate::confirm::Confirm;
 
 /// `compliance ...` (holds and deletion).
 #[derive(Debug, Subcommand)]
@@ -155,6 +156,19 @@ pub fn compliance(ctx: &Ctx, c: ComplianceCmd) -> anyhow::Result<()> {
         }
         ComplianceCmd::Delete { tenant, dry_run } => {
             let (mut p, who) = ctx.authorized("compliance delete", Some(&tenant))?;
+            if !dry_run {
+                Confirm {
+                    command: "compliance delete",
+                    consequences: format!(
+                        "Deleting tenant {tenant} crypto-shreds it: its data keys, event bodies, snapshots and artifact contents \
+                         become unrecoverable, in this store and in every backup once the root key of those backups is gone.\n\
+                         (`custos compliance delete --tenant {tenant} --dry-run` shows the counts.)"
+                    ),
+                    word: &tenant,
+                    word_is: "the tenant id",
+                }
+                .ask(ctx.yes)?;
+            }
             let r = p.tenant_delete(&who, &tenant, dry_run)?;
             ctx.out.emit(&r, || {
                 let c = &r.counts;
@@ -209,6 +223,17 @@ pub fn retention(ctx: &Ctx, c: RetentionCmd) -> anyhow::Result<()> {
         RetentionCmd::Run { dry_run, as_of } => {
             let as_of = as_of.as_deref().map(parse_ts).transpose().map_err(PlatformError::from)?;
             let (mut p, who) = ctx.authorized("retention run", None)?;
+            if !dry_run {
+                Confirm {
+                    command: "retention run",
+                    consequences: "A retention run purges every event body past its retention window, for every tenant not under a \
+                                   legal hold; purged bodies cannot be recovered. (`custos retention run --dry-run` shows the counts.)"
+                        .into(),
+                    word: "purge",
+                    word_is: "the word",
+                }
+                .ask(ctx.yes)?;
+            }
             let pb = ctx.out.progress(Some(0), "retention (tenants)");
             let r = p.retention_run(&who, as_of, dry_run, &mut |done, total| {
                 pb.set_length(total);

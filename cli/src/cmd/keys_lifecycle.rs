@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::Ctx;
 use crate::args::KeysCmd;
+use crate::confirm::Confirm;
 
 pub fn run(ctx: &Ctx, c: KeysCmd) -> anyhow::Result<()> {
     match c {
@@ -67,6 +68,16 @@ pub fn run(ctx: &Ctx, c: KeysCmd) -> anyhow::Result<()> {
         }
         KeysCmd::Retire { key_id } => {
             let (mut p, who) = ctx.authorized("keys retire", None)?;
+            Confirm {
+                command: "keys retire",
+                consequences: format!(
+                    "Retiring {key_id} destroys its key material for good: anything still wrapped by it (backups taken before \
+                     the last rewrap included) can never be decrypted again."
+                ),
+                word: &key_id,
+                word_is: "the key id",
+            }
+            .ask(ctx.yes)?;
             let r = p.keys_retire(&who, &key_id)?;
             if !r.wal_scrubbed {
                 ctx.out.note("warning: another process kept the WAL open; run `custos keys retire` again later to truncate it");
@@ -120,6 +131,17 @@ pub fn run(ctx: &Ctx, c: KeysCmd) -> anyhow::Result<()> {
         }
         KeysCmd::RotateRoot { new_root_key_file } => {
             let (mut p, who) = ctx.authorized("keys rotate-root", None)?;
+            Confirm {
+                command: "keys rotate-root",
+                consequences: format!(
+                    "Rotating the root key re-wraps every KEK and the signing key under a new root key at {}; afterwards the \
+                     current root key file no longer opens this store.",
+                    new_root_key_file.display()
+                ),
+                word: "rotate-root",
+                word_is: "the word",
+            }
+            .ask(ctx.yes)?;
             let r = p.keys_rotate_root(&who, &new_root_key_file, LifecycleOpts::from_env())?;
             let old = ctx.root_key.display().to_string();
             let steps = vec![

@@ -12,6 +12,7 @@ pub mod export;
 pub mod holds;
 mod keys_lifecycle;
 mod log;
+mod meta;
 mod quickstart;
 pub mod redact;
 pub mod serve;
@@ -21,7 +22,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use custos_platform::{Platform, PlatformError, Principal};
 
-use crate::args::{Cli, Command, Global};
+use crate::args::{Cli, Command, ConfigCmd, Global};
+use crate::config::Effective;
 use crate::output::Out;
 
 /// What every handler needs: where the store is, how to authenticate, how to print.
@@ -30,12 +32,22 @@ pub struct Ctx {
     pub root_key: PathBuf,
     pub token_file: Option<PathBuf>,
     pub out: Out,
+    /// `--yes`: destructive commands skip their typed confirmation.
+    pub yes: bool,
+    /// Defaults from the config file, for settings the log has not recorded.
+    pub defaults: custos_platform::Defaults,
 }
 
 impl Ctx {
-    fn from_global(g: &Global) -> Self {
-        let root_key = g.root_key_file.clone().unwrap_or_else(|| custos_platform::default_root_key_file(&g.store));
-        Self { store: g.store.clone(), root_key, token_file: g.token_file.clone(), out: Out { json: g.json, quiet: g.quiet } }
+    fn new(g: &Global, e: &Effective) -> Self {
+        Self {
+            store: e.store.clone(),
+            root_key: e.root_key.clone(),
+            token_file: e.token_file.clone(),
+            out: Out { json: g.json, quiet: g.quiet },
+            yes: g.yes,
+            defaults: e.defaults.clone(),
+        }
     }
 
     /// The caller's token: `--token-file` / `CUSTOS_TOKEN_FILE`, else `CUSTOS_TOKEN`.
@@ -50,6 +62,7 @@ impl Ctx {
     /// Opens the store with its root key.
     pub fn open(&self) -> anyhow::Result<Platform> {
         Platform::open(&self.store, &self.root_key)
+            .map(|p| p.with_defaults(self.defaults.clone()))
             .with_context(|| format!("opening store {}", custos_eventlog::postgres::redact(&self.store)))
     }
 
@@ -62,8 +75,8 @@ impl Ctx {
 }
 
 /// Runs the parsed command.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let ctx = Ctx::from_global(&cli.global);
+pub fn run(cli: Cli, settings: Effective) -> anyhow::Result<()> {
+    let ctx = Ctx::new(&cli.global, &settings);
     match cli.command {
         Command::Init(a) => log::init(&ctx, a),
         Command::Ingest(a) => log::ingest(&ctx, a),
@@ -86,5 +99,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Artifacts(c) => artifacts::run(&ctx, c),
         Command::Redact(a) => redact::run(&ctx, a),
         Command::Serve(a) => serve::run(&ctx, a),
+        Command::Config(ConfigCmd::Show) => meta::config_show(&ctx, &settings),
+        Command::Completions { shell } => meta::completions(shell),
+        Command::Man { out_dir } => meta::man(&ctx, out_dir.as_deref()),
     }
 }
