@@ -104,6 +104,50 @@ impl Keyring {
         Ok(Self { root: root.key().clone(), keks, active_kek: active, deks: Mutex::new(HashMap::new()), signing })
     }
 
+    /// Brings the in-memory KEKs in line with the `keks` rows read inside a write
+    /// transaction, so that a long-lived process (the server's writer) wraps new DEKs
+    /// under the KEK that is active *now*, not the one active when it started: another
+    /// process may have rotated (new active KEK) or retired (material destroyed) keys,
+    /// and a DEK wrapped under a retired KEK's in-memory copy would be lost at the next
+    /// restart. Existing in-memory KEKs are kept as they are (a root rotation re-wraps
+    /// the same KEK material); a KEK that does not open under this process's root key
+    /// means the root key was rotated elsewhere and this process must be restarted with
+    /// the new root key file. Returns whether anything changed.
+    pub fn sync_keks(&mut self, rows: &[KekRow]) -> Result<bool, LogError> {
+        let mut changed = false;
+        for k in rows {
+            match &k.wrapped {
+                None => changed |= self.keks.remove(&k.key_id).is_some(),
+                Some(w) if !self.keks.contains_key(&k.key_id) => {
+                    let key = self.root.unwrap_key(w, &kek_aad(&k.key_id), &k.key_id).map_err(|_| {
+                        LogError::integrity(
+                            0,
+                            format!(
+                                "key-encryption key {} was added by another process and does not open under this process's \
+                                 root key: the root key was rotated; restart this process with the new root key file",
+                                k.key_id
+                            ),
+                        )
+                    })?;
+                    self.keks.insert(k.key_id.clone(), key);
+                    changed = true;
+                }
+                Some(_) => {}
+            }
+        }
+        // A KEK this process made but has not committed yet (it is written in the same
+        // transaction as its `key_rotated` event) is not in `rows`: it stays active here.
+        let ours_pending = self.active_kek.as_ref().is_some_and(|a| !rows.iter().any(|k| &k.key_id == a));
+        if !ours_pending {
+            let stored = rows.iter().find(|k| k.status == "active" && k.wrapped.is_some()).map(|k| k.key_id.clone());
+            if stored != self.active_kek {
+                self.active_kek = stored;
+                changed = true;
+            }
+        }
+        Ok(changed)
+    }
+
     /// Replaces the root key in memory once a root rotation has committed.
     pub fn set_root(&mut self, root: &RootKey) {
         self.root = root.key().clone();

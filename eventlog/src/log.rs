@@ -511,8 +511,13 @@ impl EventLog {
 
     /// Opens a write transaction for appends.
     pub fn appender(&mut self) -> Result<Appender<'_>, LogError> {
-        let keys = self.keys.as_ref().ok_or(LogError::Locked2)?;
+        let keys = self.keys.as_mut().ok_or(LogError::Locked2)?;
         let mut tx = self.backend.begin()?;
+        // Under the write lock: key changes by other processes are seen before any DEK is made.
+        if keys.sync_keks(&tx.keks()?)? {
+            tracing::info!(active = ?keys.active_kek_id().ok(), "key-encryption keys changed in another process; reloaded");
+        }
+        let keys = &*keys;
         let head = tx.head()?;
         Ok(Appender {
             tx,

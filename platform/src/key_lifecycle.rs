@@ -536,4 +536,49 @@ mod tests {
         assert!(!p.keys_status()?.rotation_overdue);
         Ok(())
     }
+
+    /// A long-lived handle (the server's writer) must follow key changes made by other
+    /// processes: new DEKs go under the KEK active now, a retired KEK is never used again,
+    /// and a KEK it cannot open (root rotated elsewhere) stops appends with a clear error.
+    #[test]
+    fn a_long_lived_handle_follows_rotation_and_retirement_by_another_process() -> R {
+        let d = tempfile::tempdir()?;
+        let store = d.path().join("s.db");
+        let store_s = store.to_str().ok_or("path")?;
+        let key = d.path().join("k");
+        let (mut server, init) = Platform::init(store_s, &key, "admin")?;
+        let admin = server.authenticate(Some(&init.admin.token), "test")?;
+        let ingest = |p: &mut Platform, tenant: &str| -> Result<(), PlatformError> {
+            let line = format!(r#"{{"tenant":"{tenant}","category":"runs","kind":"run_started","data":{{"run_id":"r1"}}}}"#);
+            p.ingest(&admin, &mut line.as_bytes(), &crate::IngestOptions::default(), &mut |_| {}).map(|_| ())
+        };
+        ingest(&mut server, "before")?;
+        let kek_of = |p: &Platform, tenant: &str| -> Result<String, custos_eventlog::LogError> {
+            Ok(p.log().backend().deks(Some(tenant))?.into_iter().map(|r| r.kek_id).next().unwrap_or_default())
+        };
+        assert_eq!(kek_of(&server, "before")?, "key-001");
+
+        let mut cli = Platform::open(store_s, &key)?;
+        cli.keys_rotate(&admin)?;
+        ingest(&mut server, "after-rotate")?;
+        assert_eq!(kek_of(&server, "after-rotate")?, "key-002", "the writer picked up the new active KEK");
+
+        cli.keys_rewrap(&admin, LifecycleOpts::default(), &mut |_, _| {})?;
+        assert!(cli.keys_retire(&admin, "key-001")?.retired);
+        ingest(&mut server, "after-retire")?;
+        ingest(&mut server, "before")?;
+        assert_eq!(kek_of(&server, "after-retire")?, "key-002");
+        let rep =
+            Platform::open(store_s, &key)?.verify(&custos_eventlog::VerifyOptions { with_keys: true, expect: vec![] }, &mut |_| {})?;
+        assert!(rep.ok, "a fresh process decrypts everything the long-lived one wrote");
+
+        // Root rotated elsewhere, then a new KEK under the new root: the old process refuses to append.
+        let new_root = d.path().join("k2");
+        cli.keys_rotate_root(&admin, &new_root, LifecycleOpts::default())?;
+        let mut cli2 = Platform::open(store_s, &new_root)?;
+        cli2.keys_rotate(&admin)?;
+        let err = ingest(&mut server, "stale-root").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("root key was rotated") && err.contains("restart"), "{err}");
+        Ok(())
+    }
 }
