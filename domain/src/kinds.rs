@@ -136,13 +136,16 @@ pub const RESERVED: &[&str] = &[
     "hold_applied",
     "hold_released",
     "ingest_redacted",
+    "key_policy_set",
     "key_retired",
     "key_rotated",
     "keys_rewrapped",
     "log_initialized",
     "retention_enforced",
     "retention_policy_set",
+    "root_key_rotated",
     "tenant_deleted",
+    "tenant_reencrypt_started",
     "tenant_reencrypted",
 ];
 

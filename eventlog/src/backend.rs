@@ -315,6 +315,9 @@ pub trait Tx {
     fn set_dek_wrapping(&mut self, tenant: &str, version: u32, kek_id: &str, wrapped: &[u8]) -> Result<(), LogError>;
     /// Bodies still present per DEK version of a tenant: (version, count), by version.
     fn body_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError>;
+    /// Stored artifacts per DEK version of a tenant: (version, count), by version. Their
+    /// chunks are sealed with that version, so it must outlive them.
+    fn artifact_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError>;
     /// Up to `limit` records of `tenant` with a body sealed under a DEK version below `below`
     /// and `tenant_seq > after`, in tenant_seq order (re-encryption batches).
     fn bodies_below_dek(&mut self, tenant: &str, below: u32, after: u64, limit: u64) -> Result<Vec<StoredRecord>, LogError>;

@@ -1109,6 +1109,14 @@ impl Tx for PgTx<'_> {
         body_counts(&mut self.tx, tenant)
     }
 
+    fn artifact_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+        self.tx
+            .query("SELECT dek_version, count(*) FROM artifacts WHERE tenant = $1 GROUP BY dek_version ORDER BY dek_version", &[&tenant])?
+            .iter()
+            .map(|r| Ok((u32_of(r, 0, "dek_version")?, u64_of(r, 1, "count")?)))
+            .collect()
+    }
+
     fn bodies_below_dek(&mut self, tenant: &str, below: u32, after: u64, limit: u64) -> Result<Vec<StoredRecord>, LogError> {
         self.tx
             .query(

@@ -864,6 +864,14 @@ impl Tx for SqliteTx<'_> {
         body_counts(&self.tx, tenant)
     }
 
+    fn artifact_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT dek_version, count(*) FROM artifacts WHERE tenant = ?1 GROUP BY dek_version ORDER BY dek_version")?;
+        let rows = st.query_map([tenant], |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn bodies_below_dek(&mut self, tenant: &str, below: u32, after: u64, limit: u64) -> Result<Vec<StoredRecord>, LogError> {
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT {RECORD_COLS} FROM events WHERE tenant = ?1 AND tenant_seq > ?2 AND dek_version < ?3 AND body IS NOT NULL \

@@ -132,6 +132,9 @@ pub struct ReencryptResult {
     pub already_current: u64,
     /// Old DEK versions destroyed.
     pub destroyed_versions: Vec<u32>,
+    /// Old DEK versions kept because stored artifacts are still sealed with them
+    /// (re-encryption moves event bodies, not artifact content).
+    pub kept_for_artifacts: Vec<u32>,
     /// Snapshots dropped (they rebuild from the log on next use).
     pub snapshots_dropped: u64,
     /// True when this run finished an interrupted one.
@@ -397,12 +400,18 @@ impl Platform {
             opts.pause();
         }
         // Finish: destroy old versions nothing references, drop snapshots, record it — one transaction.
+        // Artifact chunks are sealed with the DEK version current at upload and are not
+        // re-sealed here, so a version an artifact still uses is kept: destroying it would
+        // make that artifact unreadable, which is deletion, not re-encryption.
         let mut a = self.log.appender()?;
         let counts = a.tx().body_counts_by_dek(tenant)?;
-        let still = |v: u32| counts.iter().any(|(cv, n)| *cv == v && *n > 0);
-        let mut destroyed = vec![];
-        for v in old_versions.iter().copied().filter(|v| !still(*v)) {
-            if a.tx().delete_deks(tenant, Some(v))? > 0 {
+        let artifacts = a.tx().artifact_counts_by_dek(tenant)?;
+        let used = |c: &[(u32, u64)], v: u32| c.iter().any(|(cv, n)| *cv == v && *n > 0);
+        let (mut destroyed, mut kept_for_artifacts) = (vec![], vec![]);
+        for v in old_versions.iter().copied().filter(|v| !used(&counts, *v)) {
+            if used(&artifacts, v) {
+                kept_for_artifacts.push(v);
+            } else if a.tx().delete_deks(tenant, Some(v))? > 0 {
                 destroyed.push(v);
             }
         }
@@ -416,6 +425,7 @@ impl Platform {
             reencrypted: done,
             already_current: current.saturating_sub(done),
             destroyed_versions: destroyed,
+            kept_for_artifacts,
             snapshots_dropped: snapshots,
             resumed,
             seconds: secs,
@@ -424,6 +434,7 @@ impl Platform {
         let data = json!({
             "tenant": tenant, "old_versions": res.old_versions, "new_version": target, "reencrypted": done,
             "already_current": res.already_current, "destroyed_versions": res.destroyed_versions,
+            "kept_for_artifacts": res.kept_for_artifacts,
             "snapshots_dropped": snapshots, "resumed": resumed,
         });
         a.push(&[system_event("tenant_reencrypted", data, &p.name)])?;

@@ -225,6 +225,33 @@ fn reencrypt_changes_bodies_but_not_commitments_or_chains() -> TestResult {
     Ok(())
 }
 
+/// Re-encryption re-seals event bodies, not artifact content: the DEK version an artifact
+/// is sealed with must survive it, or `artifacts get` fails afterwards (data loss).
+#[test]
+fn reencrypt_keeps_the_dek_version_artifacts_are_sealed_with() -> TestResult {
+    let s = Store::new();
+    ingest_tenants(&s, &["acme"], 3);
+    let src = s.dir.path().join("report.txt");
+    std::fs::write(&src, b"quarterly numbers")?;
+    let put = s.run(&["--json", "artifacts", "put", "--tenant", "acme", src.to_str().ok_or("path")?]).expect(0).json();
+    let id = put["artifact_id"].as_str().ok_or("artifact_id")?.to_string();
+
+    let v = s.run(&["--json", "keys", "reencrypt", "--tenant", "acme"]).expect(0).json();
+    let t = &v["tenants"][0];
+    assert_eq!(t["destroyed_versions"], json!([]));
+    assert_eq!(t["kept_for_artifacts"], json!([1]));
+    assert_eq!(dek_versions(&s, "acme"), [1, 2]);
+    let human = s.run(&["keys", "reencrypt", "--tenant", "acme"]);
+    human.expect(0);
+    assert!(human.stdout.contains("kept DEK versions [1]"), "{}", human.stdout);
+
+    let out = s.dir.path().join("back.txt");
+    s.run(&["artifacts", "get", &id, "--out", out.to_str().ok_or("path")?]).expect(0);
+    assert_eq!(std::fs::read(&out)?, b"quarterly numbers");
+    verify_ok(&s, &[]);
+    Ok(())
+}
+
 #[test]
 fn rotate_root_makes_the_old_key_useless_and_the_new_one_work() -> TestResult {
     let s = Store::new();

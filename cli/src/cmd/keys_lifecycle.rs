@@ -124,6 +124,12 @@ pub fn run(ctx: &Ctx, c: KeysCmd) -> anyhow::Result<()> {
                         r.destroyed_versions,
                         r.snapshots_dropped
                     );
+                    if !r.kept_for_artifacts.is_empty() {
+                        s += &format!(
+                            "  kept DEK versions {:?}: stored artifacts are still sealed with them (artifact content is not re-encrypted)\n",
+                            r.kept_for_artifacts
+                        );
+                    }
                 }
                 s += &format!("{total} bodies in {secs:.2} s ({eps:.0} events/s)\n");
                 s
