@@ -22,6 +22,10 @@ pub struct HoldApplied {
     pub tenant: String,
     /// Why (case reference, matter name).
     pub reason: String,
+    /// When the hold is due for review (µs); `custos alerts` reports holds past it.
+    /// Absent in holds applied before review dates existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_by_micros: Option<Timestamp>,
 }
 
 /// Payload of `hold_released` (`_system`, governance).
@@ -48,6 +52,9 @@ pub struct HoldState {
     pub applied_at: Timestamp,
     /// Global seq of the `hold_applied` event.
     pub applied_seq: u64,
+    /// Review date (µs), if one was given. `default` keeps older snapshots readable.
+    #[serde(default)]
+    pub review_by: Option<Timestamp>,
 }
 
 /// Active legal holds by id.
@@ -89,6 +96,7 @@ impl Projection for HoldsView {
                             applied_by: ev.actor.clone().unwrap_or_default(),
                             applied_at: ev.header.occurred_at,
                             applied_seq: ev.header.global_seq,
+                            review_by: h.review_by_micros,
                         },
                     );
                 }

@@ -125,6 +125,28 @@ impl Metrics {
     }
 }
 
+/// The alert gauges of a `custos alerts` evaluation: `custos_alert_firing{alert}` (0/1)
+/// and `custos_alert_value{alert}` (the observed value, in the alert's unit; absent when
+/// there was nothing to observe, e.g. no runs in the window).
+pub fn render_alerts(r: &custos_platform::AlertReport) -> String {
+    let mut s = String::with_capacity(1024);
+    let _ = writeln!(s, "# HELP custos_alert_firing Whether the alert fires (custos alerts, window 7d).\n# TYPE custos_alert_firing gauge");
+    for a in &r.alerts {
+        let _ = writeln!(s, "custos_alert_firing{{alert=\"{}\"}} {}", a.name, u8::from(a.firing));
+    }
+    let _ = writeln!(s, "# HELP custos_alert_value Observed value of the alert, in its unit.\n# TYPE custos_alert_value gauge");
+    for a in &r.alerts {
+        if let Some(v) = a.value {
+            let _ = writeln!(s, "custos_alert_value{{alert=\"{}\"}} {v}", a.name);
+        }
+    }
+    let _ = writeln!(s, "# HELP custos_alert_threshold Threshold of the alert, in its unit.\n# TYPE custos_alert_threshold gauge");
+    for a in &r.alerts {
+        let _ = writeln!(s, "custos_alert_threshold{{alert=\"{}\"}} {}", a.name, a.threshold);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
