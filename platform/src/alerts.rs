@@ -209,7 +209,7 @@ impl Platform {
             .find(|k| k.status == "active")
             .map(|k| KeyAge { key_id: k.key_id, created_at: k.created_at, rotation_days: policy.rotation_days });
 
-        let q = Query { tenant: Some(SYSTEM_TENANT.into()), kind: Some("retention_enforced".into()), headers_only: true, ..Default::default() };
+        let q = Query { tenant: Some(SYSTEM_TENANT.into()), kind: Some("retention_enforced".into()), ..Default::default() };
         self.log.read(&q, &mut |e| {
             if e.header.recorded_at <= at {
                 f.last_retention = Some(e.header.recorded_at);

@@ -47,6 +47,8 @@ pub enum AlertsCmd {
         /// Threshold name (see `custos alerts thresholds`).
         name: String,
         /// Value in the threshold's unit: a fraction (0.1 or 10%), dollars (0.01) or hours (48).
+        /// (Hyphen values are let through so `-1` is refused with the threshold's message, exit 1.)
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
     /// The effective thresholds and where each comes from (Auditor+).
