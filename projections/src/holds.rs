@@ -168,4 +168,18 @@ mod tests {
         v.apply(&e);
         assert_eq!(v.active.len(), 1);
     }
+
+    #[test]
+    fn review_dates_are_optional_and_old_snapshots_still_read() {
+        let sys = TenantId::system;
+        let mut v = HoldsView::default();
+        v.apply(&ev(1, sys(), "hold_applied", json!({"hold_id": "A", "tenant": "acme", "reason": "r", "review_by_micros": 99})));
+        v.apply(&ev(2, sys(), "hold_applied", json!({"hold_id": "B", "tenant": "acme", "reason": "r"})));
+        assert_eq!(v.active["A"].review_by, Some(99));
+        assert_eq!(v.active["B"].review_by, None);
+        // A snapshot written before review dates existed has no `review_by` field.
+        let old = json!({"active": {"B": {"hold_id": "B", "tenant": "acme", "reason": "r", "applied_by": "a", "applied_at": 1, "applied_seq": 2}}});
+        let back: HoldsView = serde_json::from_value(old).unwrap_or_default();
+        assert_eq!(back.active.get("B").map(|h| h.review_by), Some(None));
+    }
 }

@@ -170,4 +170,18 @@ mod tests {
         assert!(t.contains("custos_http_errors_total{status=\"401\"} 1\ncustos_http_errors_total{status=\"422\"} 2\n"));
         assert!(t.contains("custos_access_denied_total 1\n"));
     }
+
+    #[test]
+    fn alert_gauges_name_every_alert_and_skip_absent_values() {
+        use custos_domain::alerts::{evaluate, Figures, Thresholds};
+        let f = Figures { at: 100, ..Default::default() };
+        let alerts = evaluate(&f, &Thresholds::default());
+        let r = custos_platform::AlertReport { at: "t".into(), since: "s".into(), tenant: None, firing: 1, alerts };
+        let t = render_alerts(&r);
+        assert!(t.contains("custos_alert_firing{alert=\"retention_overdue\"} 1\n"), "{t}");
+        assert!(t.contains("custos_alert_firing{alert=\"failure_rate\"} 0\n"), "{t}");
+        assert!(!t.contains("custos_alert_value{alert=\"retention_overdue\"}"), "never ran: no value, {t}");
+        assert!(t.contains("custos_alert_value{alert=\"hold_review_overdue\"} 0\n"), "{t}");
+        assert!(t.contains("custos_alert_threshold{alert=\"retention_overdue\"} 26\n"), "{t}");
+    }
 }
