@@ -93,12 +93,32 @@ pub struct ThresholdSpec {
 /// expiry (the legacy dashboard's warning) and 26 h for a daily retention cron (a day
 /// plus slack for a slow or delayed run).
 pub const THRESHOLDS: &[ThresholdSpec] = &[
-    ThresholdSpec { name: "redacted_rate", unit: Unit::Ratio, default: 100_000, help: "share of run_completed in the window with redactions > 0 is above" },
-    ThresholdSpec { name: "avg_cost_per_run", unit: Unit::Usd, default: 10_000, help: "average cost_recorded total per run in the window is above" },
-    ThresholdSpec { name: "failure_rate", unit: Unit::Ratio, default: 200_000, help: "share of run_completed in the window with status failed/error is above" },
+    ThresholdSpec {
+        name: "redacted_rate",
+        unit: Unit::Ratio,
+        default: 100_000,
+        help: "share of run_completed in the window with redactions > 0 is above",
+    },
+    ThresholdSpec {
+        name: "avg_cost_per_run",
+        unit: Unit::Usd,
+        default: 10_000,
+        help: "average cost_recorded total per run in the window is above",
+    },
+    ThresholdSpec {
+        name: "failure_rate",
+        unit: Unit::Ratio,
+        default: 200_000,
+        help: "share of run_completed in the window with status failed/error is above",
+    },
     ThresholdSpec { name: "checkpoint_pending", unit: Unit::Hours, default: 48, help: "a pending checkpoint is older than" },
     ThresholdSpec { name: "checkpoint_expiring", unit: Unit::Hours, default: 6, help: "a pending checkpoint expires within" },
-    ThresholdSpec { name: "retention_overdue", unit: Unit::Hours, default: 26, help: "the last retention run is older than (or none ever ran)" },
+    ThresholdSpec {
+        name: "retention_overdue",
+        unit: Unit::Hours,
+        default: 26,
+        help: "the last retention run is older than (or none ever ran)",
+    },
 ];
 
 /// Every alert, in report order. Those not in [`THRESHOLDS`] take their threshold from
@@ -347,7 +367,13 @@ pub fn avg_cost_per_run(f: &Figures, t: &Thresholds) -> Alert {
     Alert {
         firing,
         value: Some(f.cost_total as f64 / f.cost_runs as f64 / PPM as f64),
-        detail: format!("{} over {} runs, {} per run (threshold {})", UsdMicros(f.cost_total), f.cost_runs, UsdMicros(avg), unit.format(thr)),
+        detail: format!(
+            "{} over {} runs, {} per run (threshold {})",
+            UsdMicros(f.cost_total),
+            f.cost_runs,
+            UsdMicros(avg),
+            unit.format(thr)
+        ),
         ..base
     }
 }
@@ -456,13 +482,22 @@ pub fn retention_overdue(f: &Figures, t: &Thresholds) -> Alert {
     };
     let since = f.at.saturating_sub(last);
     let firing = since > thr.saturating_mul(HOUR_MICROS);
-    Alert { firing, value: Some(hours(since)), detail: format!("last retention run {} ({:.1}h ago)", format_ts(last), hours(since)), ..base }
+    Alert {
+        firing,
+        value: Some(hours(since)),
+        detail: format!("last retention run {} ({:.1}h ago)", format_ts(last), hours(since)),
+        ..base
+    }
 }
 
 /// Active holds past their review date.
 pub fn hold_review_overdue(f: &Figures) -> Alert {
-    let due: Vec<String> =
-        f.holds.iter().filter(|h| f.at > h.review_by).map(|h| format!("{} ({}, review by {})", h.hold_id, h.tenant, format_ts(h.review_by))).collect();
+    let due: Vec<String> = f
+        .holds
+        .iter()
+        .filter(|h| f.at > h.review_by)
+        .map(|h| format!("{} ({}, review by {})", h.hold_id, h.tenant, format_ts(h.review_by)))
+        .collect();
     let detail = if due.is_empty() {
         format!("{} active hold(s) with a review date, none past it", f.holds.len())
     } else {
@@ -565,7 +600,12 @@ mod tests {
     fn checkpoint_age_and_expiry_boundaries() {
         let t = defaults();
         let mut f = healthy();
-        let cp = |created, expires| PendingCheckpoint { checkpoint_id: "ckpt-1".into(), tenant: "acme".into(), created_at: created, expires_at: expires };
+        let cp = |created, expires| PendingCheckpoint {
+            checkpoint_id: "ckpt-1".into(),
+            tenant: "acme".into(),
+            created_at: created,
+            expires_at: expires,
+        };
         f.pending = vec![cp(AT - 48 * HOUR_MICROS, AT + 24 * HOUR_MICROS)];
         assert!(!checkpoint_pending(&f, &t).firing, "exactly 48h is not older than 48h");
         assert!(!checkpoint_expiring(&f, &t).firing);
@@ -618,7 +658,14 @@ mod tests {
         assert_eq!(parse_threshold("avg_cost_per_run", "$0.02"), Ok(20_000));
         assert_eq!(parse_threshold("checkpoint_pending", "12h"), Ok(12));
         assert!(matches!(parse_threshold("nope", "1"), Err(AlertError::UnknownName(_))));
-        for (n, v) in [("failure_rate", "1.1"), ("failure_rate", "-0.1"), ("failure_rate", "x"), ("avg_cost_per_run", "0"), ("checkpoint_pending", "0"), ("retention_overdue", "1.5")] {
+        for (n, v) in [
+            ("failure_rate", "1.1"),
+            ("failure_rate", "-0.1"),
+            ("failure_rate", "x"),
+            ("avg_cost_per_run", "0"),
+            ("checkpoint_pending", "0"),
+            ("retention_overdue", "1.5"),
+        ] {
             assert!(matches!(parse_threshold(n, v), Err(AlertError::BadValue { .. })), "{n}={v}");
         }
         for s in THRESHOLDS {

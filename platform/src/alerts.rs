@@ -74,7 +74,9 @@ impl Platform {
     fn recorded_thresholds(&self) -> Result<BTreeMap<String, i64>, PlatformError> {
         let mut m = BTreeMap::new();
         for (_, _, d) in self.system_events_of("alert_threshold_set")? {
-            let (Some(name), Some(value)) = (d.get("name").and_then(Value::as_str), d.get("value").and_then(Value::as_str)) else { continue };
+            let (Some(name), Some(value)) = (d.get("name").and_then(Value::as_str), d.get("value").and_then(Value::as_str)) else {
+                continue;
+            };
             // A recorded value that no longer parses is skipped rather than failing every evaluation.
             if let Ok(v) = parse_threshold(name, value) {
                 m.insert(name.to_string(), v);
@@ -131,13 +133,7 @@ impl Platform {
         let since = at.saturating_sub(o.window_secs.saturating_mul(1_000_000));
         let figures = self.alert_figures(tenant.as_deref(), since, at)?;
         let alerts = evaluate(&figures, &self.alert_thresholds()?);
-        Ok(AlertReport {
-            at: format_ts(at),
-            since: format_ts(since),
-            tenant,
-            firing: alerts.iter().filter(|a| a.firing).count(),
-            alerts,
-        })
+        Ok(AlertReport { at: format_ts(at), since: format_ts(since), tenant, firing: alerts.iter().filter(|a| a.firing).count(), alerts })
     }
 
     fn alert_figures(&mut self, tenant: Option<&str>, since: Timestamp, at: Timestamp) -> Result<Figures, PlatformError> {
@@ -188,7 +184,12 @@ impl Platform {
                 f.budgets.push(BudgetUse { tenant: t.clone(), period: "daily", spent: v.day(day), budget: b });
             }
             if let Some(b) = eff.monthly_usd_micros {
-                f.budgets.push(BudgetUse { tenant: t.clone(), period: "monthly", spent: v.range(month_start(day), day).usd_micros, budget: b });
+                f.budgets.push(BudgetUse {
+                    tenant: t.clone(),
+                    period: "monthly",
+                    spent: v.range(month_start(day), day).usd_micros,
+                    budget: b,
+                });
             }
         }
 
@@ -197,17 +198,20 @@ impl Platform {
             .into_iter()
             // Pending as of `at`: created by then, not decided, not yet past its expiry.
             .filter(|c| c.status == Status::Pending && c.created_at <= at && at < c.expires_at)
-            .map(|c| PendingCheckpoint { checkpoint_id: c.checkpoint_id, tenant: c.tenant, created_at: c.created_at, expires_at: c.expires_at })
+            .map(|c| PendingCheckpoint {
+                checkpoint_id: c.checkpoint_id,
+                tenant: c.tenant,
+                created_at: c.created_at,
+                expires_at: c.expires_at,
+            })
             .collect();
 
         let policy = self.keys_policy()?;
-        f.key = self
-            .log
-            .backend()
-            .keks()?
-            .into_iter()
-            .find(|k| k.status == "active")
-            .map(|k| KeyAge { key_id: k.key_id, created_at: k.created_at, rotation_days: policy.rotation_days });
+        f.key = self.log.backend().keks()?.into_iter().find(|k| k.status == "active").map(|k| KeyAge {
+            key_id: k.key_id,
+            created_at: k.created_at,
+            rotation_days: policy.rotation_days,
+        });
 
         let q = Query { tenant: Some(SYSTEM_TENANT.into()), kind: Some("retention_enforced".into()), ..Default::default() };
         self.log.read(&q, &mut |e| {

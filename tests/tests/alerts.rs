@@ -31,8 +31,13 @@ fn alerts(s: &Store, extra: &[&str]) -> Run {
 
 fn firing(r: &Run) -> Vec<String> {
     let j = r.json();
-    let mut v: Vec<String> =
-        j["alerts"].as_array().into_iter().flatten().filter(|a| a["firing"] == true).filter_map(|a| a["name"].as_str().map(String::from)).collect();
+    let mut v: Vec<String> = j["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["firing"] == true)
+        .filter_map(|a| a["name"].as_str().map(String::from))
+        .collect();
     v.sort();
     v
 }
@@ -58,8 +63,22 @@ fn run_line(tenant: &str, status: &str, redactions: u64) -> String {
 
 fn cost(s: &Store, tenant: &str, run: &str, usd: &str) {
     s.run(&[
-        "cost", "record", "--tenant", tenant, "--run", run, "--provider", "openai", "--model", "gpt-4o", "--tokens-in", "1", "--tokens-out",
-        "1", "--usd", usd,
+        "cost",
+        "record",
+        "--tenant",
+        tenant,
+        "--run",
+        run,
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4o",
+        "--tokens-in",
+        "1",
+        "--tokens-out",
+        "1",
+        "--usd",
+        usd,
     ])
     .expect(0);
 }
@@ -183,7 +202,8 @@ fn old_pending_checkpoint_fires_after_48_hours() -> TestResult {
 #[test]
 fn checkpoint_expiring_within_6_hours_fires() -> TestResult {
     let s = healthy();
-    s.run(&["approvals", "create", "--tenant", "acme", "--dag-run", "d", "--prompt", "p", "--id", "cp-soon", "--expires-in", "7h"]).expect(0);
+    s.run(&["approvals", "create", "--tenant", "acme", "--dag-run", "d", "--prompt", "p", "--id", "cp-soon", "--expires-in", "7h"])
+        .expect(0);
     alerts(&s, &[]).expect(0);
     let r = alerts(&s, &["--at", &at(2 * HOUR)]);
     r.expect(10);
@@ -283,7 +303,9 @@ fn alerts_set_records_validates_and_needs_compliance() -> TestResult {
     assert_eq!(src("failure_rate"), "recorded");
     assert_eq!(src("redacted_rate"), "default");
 
-    for (name, value) in [("nope", "1"), ("failure_rate", "1.5"), ("failure_rate", "abc"), ("checkpoint_pending", "0"), ("avg_cost_per_run", "-1")] {
+    for (name, value) in
+        [("nope", "1"), ("failure_rate", "1.5"), ("failure_rate", "abc"), ("checkpoint_pending", "0"), ("avg_cost_per_run", "-1")]
+    {
         let r = s.run(&["alerts", "set", name, value]);
         r.expect(1);
         assert!(r.stderr.contains(name), "{name}={value}: {}", r.stderr);

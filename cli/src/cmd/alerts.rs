@@ -102,7 +102,9 @@ fn evaluate(ctx: &Ctx, a: AlertsArgs) -> anyhow::Result<()> {
 fn check_webhook_url(url: &str) -> Result<(), PlatformError> {
     let lower = url.to_ascii_lowercase();
     if !(lower.starts_with("http://") || lower.starts_with("https://")) || url.len() <= "https://".len() {
-        return Err(PlatformError::Input(format!("--webhook / CUSTOS_ALERT_WEBHOOK {url:?} is not an http(s) URL; give e.g. https://hooks.example.com/custos")));
+        return Err(PlatformError::Input(format!(
+            "--webhook / CUSTOS_ALERT_WEBHOOK {url:?} is not an http(s) URL; give e.g. https://hooks.example.com/custos"
+        )));
     }
     Ok(())
 }

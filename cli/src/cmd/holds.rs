@@ -124,7 +124,8 @@ pub fn compliance(ctx: &Ctx, c: ComplianceCmd) -> anyhow::Result<()> {
         ComplianceCmd::Export(a) => super::export::export(ctx, a),
         ComplianceCmd::VerifyBundle(a) => super::export::verify(ctx, a),
         ComplianceCmd::Hold { tenant, reason, id, review_by } => {
-            let review_by = review_by.as_deref().map(parse_ts).transpose().map_err(|e| PlatformError::Input(format!("--review-by: {e}")))?;
+            let review_by =
+                review_by.as_deref().map(parse_ts).transpose().map_err(|e| PlatformError::Input(format!("--review-by: {e}")))?;
             let (mut p, who) = ctx.authorized("compliance hold", Some(&tenant))?;
             let v = p.hold_apply(&who, &tenant, &reason, id.as_deref(), review_by)?;
             ctx.out.emit(&v, || {
@@ -155,7 +156,10 @@ pub fn compliance(ctx: &Ctx, c: ComplianceCmd) -> anyhow::Result<()> {
                 let mut s = format!("{:<20} {:<20} {:<16} {:<22} {:<22} {}\n", "HOLD", "TENANT", "BY", "APPLIED", "REVIEW BY", "REASON");
                 for h in &hs {
                     let review = h.review_by.as_deref().unwrap_or("-");
-                    s += &format!("{:<20} {:<20} {:<16} {:<22} {:<22} {}\n", h.hold_id, h.tenant, h.applied_by, h.applied_at, review, h.reason);
+                    s += &format!(
+                        "{:<20} {:<20} {:<16} {:<22} {:<22} {}\n",
+                        h.hold_id, h.tenant, h.applied_by, h.applied_at, review, h.reason
+                    );
                 }
                 s
             })
