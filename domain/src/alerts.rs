@@ -117,7 +117,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         name: "retention_overdue",
         unit: Unit::Hours,
         default: 26,
-        help: "the last retention run is older than (or none ever ran)",
+        help: "no retention run (dry runs excluded) within the last",
     },
 ];
 

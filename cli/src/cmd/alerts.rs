@@ -35,7 +35,8 @@ pub struct AlertsArgs {
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// POST the JSON report here when an alert fires (http or https only).
-    #[arg(long, env = "CUSTOS_ALERT_WEBHOOK", value_name = "URL")]
+    // Webhook URLs often embed a secret (Slack, Teams): never echo the env value in --help.
+    #[arg(long, env = "CUSTOS_ALERT_WEBHOOK", hide_env_values = true, value_name = "URL")]
     pub webhook: Option<String>,
 }
 
@@ -68,8 +69,7 @@ pub fn run(ctx: &Ctx, a: AlertsArgs) -> anyhow::Result<()> {
             ctx.out.emit(&json!({ "thresholds": rows }), || {
                 let mut s = format!("{:<22} {:<12} {:<12} {:<12} {}\n", "NAME", "VALUE", "SOURCE", "DEFAULT", "FIRES WHEN");
                 for r in &rows {
-                    let src = serde_json::to_value(r.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-                    s += &format!("{:<22} {:<12} {:<12} {:<12} {}\n", r.name, r.display, src, r.default, r.fires_when);
+                    s += &format!("{:<22} {:<12} {:<12} {:<12} {}\n", r.name, r.display, label(r.source), r.default, r.fires_when);
                 }
                 s
             })
@@ -124,7 +124,12 @@ fn human(r: &AlertReport) -> String {
     for a in rows {
         let value = a.value.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
         let tag = if a.firing { "FIRING" } else { "ok" };
-        s += &format!("{tag:<7} {:<22} value {value:<12} threshold {:<10} {:?}\n        {}\n", a.name, a.threshold, a.unit, a.detail);
+        s += &format!("{tag:<7} {:<22} value {value:<12} threshold {:<10} {}\n        {}\n", a.name, a.threshold, label(a.unit), a.detail);
     }
     s
+}
+
+/// The serde name of a unit-like enum (`hours`, `config_file`), as `--json` shows it.
+fn label(v: impl serde::Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
