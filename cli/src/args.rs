@@ -100,6 +100,8 @@ pub enum Command {
     Artifacts(crate::cmd::artifacts::ArtifactsCmd),
     /// Redact PII and secrets in text (FILE or stdin); needs no store.
     Redact(crate::cmd::redact::RedactArgs),
+    /// Threshold alerts: evaluate (exit 10 when any fires), set and list thresholds.
+    Alerts(crate::cmd::alerts::AlertsArgs),
     /// Server mode: the HTTP(S) API on --listen (see docs/API.md); stops on SIGTERM/SIGINT.
     Serve(crate::cmd::serve::ServeArgs),
     /// The effective settings (custos.toml, environment, flags).

@@ -8,6 +8,7 @@
 //! never holds a secret: it names the token *file*, and `config show` never prints a
 //! token or a PostgreSQL password.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
@@ -28,6 +29,10 @@ pub struct FileConfig {
     /// `[keys]`.
     #[serde(default)]
     pub keys: KeysSection,
+    /// `[alerts]`: threshold name = value (as `custos alerts set NAME VALUE` takes it),
+    /// used while the log has no `alert_threshold_set` for that name.
+    #[serde(default)]
+    pub alerts: BTreeMap<String, toml::Value>,
 }
 
 /// `[keys]` defaults.
@@ -69,8 +74,8 @@ impl std::fmt::Display for Source {
 /// One effective setting, for `config show`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Setting {
-    /// Name as in the file (`keys.rotation_days`).
-    pub name: &'static str,
+    /// Name as in the file (`keys.rotation_days`, `alerts.failure_rate`).
+    pub name: String,
     /// Printable value (never a secret).
     pub value: String,
     /// Where it came from.
@@ -128,7 +133,25 @@ fn load(m: &ArgMatches, explicit: Option<&Path>) -> Result<Option<(PathBuf, Sour
             )));
         }
     }
+    alert_thresholds(&path, &cfg)?;
     Ok(Some((path, source, cfg)))
+}
+
+/// `[alerts]` in stored units, each value checked as `alerts set` checks it.
+fn alert_thresholds(path: &Path, cfg: &FileConfig) -> Result<BTreeMap<String, i64>, PlatformError> {
+    let mut out = BTreeMap::new();
+    for (name, v) in &cfg.alerts {
+        let text = match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            other => other.to_string(),
+        };
+        let n = custos_domain::alerts::parse_threshold(name, &text)
+            .map_err(|e| PlatformError::Input(format!("config file {}: alerts.{name}: {e}", path.display())))?;
+        out.insert(name.clone(), n);
+    }
+    Ok(out)
 }
 
 /// Relative paths in the file are relative to the file's directory.
@@ -159,14 +182,14 @@ pub fn resolve(m: &ArgMatches, g: &crate::args::Global) -> Result<Effective, Pla
         (None, Some((p, _, c))) if c.store.is_some() => (store_beside(p, c.store.as_deref().unwrap_or_default()), file_src(p)),
         _ => (g.store.clone(), Source::Default),
     };
-    settings.push(Setting { name: "store", value: custos_eventlog::postgres::redact(&store), source: store_src });
+    settings.push(Setting { name: "store".into(), value: custos_eventlog::postgres::redact(&store), source: store_src });
 
     let (root_key, key_src) = match (given(m, "root_key_file", "--root-key-file", "CUSTOS_ROOT_KEY_FILE"), &g.root_key_file, &loaded) {
         (Some(s), Some(k), _) => (k.clone(), s),
         (_, _, Some((p, _, FileConfig { root_key_file: Some(k), .. }))) => (beside(p, k), file_src(p)),
         _ => (custos_platform::default_root_key_file(&store), Source::Derived("store".into())),
     };
-    settings.push(Setting { name: "root_key_file", value: root_key.display().to_string(), source: key_src });
+    settings.push(Setting { name: "root_key_file".into(), value: root_key.display().to_string(), source: key_src });
 
     let (token_file, token_src) = match (given(m, "token_file", "--token-file", "CUSTOS_TOKEN_FILE"), &g.token_file, &loaded) {
         (Some(s), Some(t), _) => (Some(t.clone()), s),
@@ -179,7 +202,7 @@ pub fn resolve(m: &ArgMatches, g: &crate::args::Global) -> Result<Effective, Pla
         (None, Source::Env(_)) => "(token from CUSTOS_TOKEN; value not shown)".into(),
         _ => "(none: commands that need a role will be refused)".into(),
     };
-    settings.push(Setting { name: "token_file", value: token_value, source: token_src });
+    settings.push(Setting { name: "token_file".into(), value: token_value, source: token_src });
 
     let mut defaults = Defaults::default();
     let rot_src = match &loaded {
@@ -189,7 +212,18 @@ pub fn resolve(m: &ArgMatches, g: &crate::args::Global) -> Result<Effective, Pla
         }
         _ => Source::Default,
     };
-    settings.push(Setting { name: "keys.rotation_days", value: defaults.rotation_days.to_string(), source: rot_src });
+    settings.push(Setting { name: "keys.rotation_days".into(), value: defaults.rotation_days.to_string(), source: rot_src });
+
+    if let Some((p, _, c)) = &loaded {
+        defaults.alerts = alert_thresholds(p, c)?;
+    }
+    for spec in custos_domain::alerts::THRESHOLDS {
+        let (v, source) = match (defaults.alerts.get(spec.name), &loaded) {
+            (Some(v), Some((p, _, _))) => (*v, file_src(p)),
+            _ => (spec.default, Source::Default),
+        };
+        settings.push(Setting { name: format!("alerts.{}", spec.name), value: spec.unit.format(v), source });
+    }
 
     let file = loaded.map(|(p, s, _)| (p, s));
     Ok(Effective { file, store, root_key, token_file, defaults, settings })
@@ -226,6 +260,7 @@ mod tests {
         assert_eq!(e.store, dir.path().join("s.db").display().to_string());
         assert_eq!(e.root_key, dir.path().join("k.key"));
         assert_eq!(e.defaults.rotation_days, 30);
+        assert!(e.defaults.alerts.is_empty());
         assert!(matches!(e.settings[0].source, Source::File(_)));
 
         let (m, g) = parse(&["custos", "--config", c, "whoami", "--store", "/x.db"]);
@@ -240,7 +275,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let cfg = dir.path().join("c.toml");
         let c = cfg.to_str().unwrap_or_default();
-        for (text, wanted) in [("stor = \"x\"\n", "unknown field"), ("[keys]\nrotation_days = 0\n", "out of range")] {
+        for (text, wanted) in [
+            ("stor = \"x\"\n", "unknown field"),
+            ("[keys]\nrotation_days = 0\n", "out of range"),
+            ("[alerts]\nfailure_rate = 1.5\n", "alerts.failure_rate"),
+            ("[alerts]\nno_such_alert = 1\n", "unknown alert threshold"),
+        ] {
             std::fs::write(&cfg, text).unwrap_or_else(|e| panic!("{e}"));
             let (m, g) = parse(&["custos", "--config", c, "whoami"]);
             let err = resolve(&m, &g).err().map(|e| e.to_string()).unwrap_or_default();

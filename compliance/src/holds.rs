@@ -6,7 +6,7 @@
 //! [`custos_projections::HoldsView`].
 
 use custos_crypto::random_bytes;
-use custos_domain::{Category, NewEvent, TenantId};
+use custos_domain::{Category, NewEvent, TenantId, Timestamp};
 use custos_eventlog::{Appender, EventLog, Pending};
 pub use custos_projections::holds::{HoldApplied, HoldReleased};
 use custos_projections::HoldsView;
@@ -48,7 +48,13 @@ pub fn new_hold_id() -> Result<String, ComplianceError> {
 }
 
 /// Validates an apply against the active holds; returns the event payload.
-pub fn plan_apply(view: &HoldsView, tenant: &TenantId, reason: &str, id: Option<&str>) -> Result<HoldApplied, ComplianceError> {
+pub fn plan_apply(
+    view: &HoldsView,
+    tenant: &TenantId,
+    reason: &str,
+    id: Option<&str>,
+    review_by: Option<Timestamp>,
+) -> Result<HoldApplied, ComplianceError> {
     let reason = reason.trim();
     if reason.is_empty() {
         return Err(ComplianceError::Input("--reason must not be empty: name the matter or case the hold is for".into()));
@@ -74,7 +80,7 @@ pub fn plan_apply(view: &HoldsView, tenant: &TenantId, reason: &str, id: Option<
             h.tenant
         )));
     }
-    Ok(HoldApplied { hold_id, tenant: tenant.to_string(), reason: reason.to_string() })
+    Ok(HoldApplied { hold_id, tenant: tenant.to_string(), reason: reason.to_string(), review_by_micros: review_by })
 }
 
 /// Validates a release against the active holds; returns the event payload.
@@ -149,6 +155,7 @@ mod tests {
                     applied_by: "a".into(),
                     applied_at: 0,
                     applied_seq: i as u64,
+                    review_by: None,
                 },
             );
         }
@@ -162,13 +169,13 @@ mod tests {
     #[test]
     fn apply_rules() {
         let v = view(&[("CASE-1", "acme")]);
-        assert!(matches!(plan_apply(&v, &t("acme"), "x", Some("CASE-1")), Err(ComplianceError::Input(_))));
-        assert!(matches!(plan_apply(&v, &t("acme"), "  ", None), Err(ComplianceError::Input(_))));
-        assert!(matches!(plan_apply(&v, &t("acme"), "x", Some("bad id")), Err(ComplianceError::Input(_))));
-        let p = plan_apply(&v, &t("acme"), "matter 7", None).map_err(|e| e.to_string());
+        assert!(matches!(plan_apply(&v, &t("acme"), "x", Some("CASE-1"), None), Err(ComplianceError::Input(_))));
+        assert!(matches!(plan_apply(&v, &t("acme"), "  ", None, None), Err(ComplianceError::Input(_))));
+        assert!(matches!(plan_apply(&v, &t("acme"), "x", Some("bad id"), None), Err(ComplianceError::Input(_))));
+        let p = plan_apply(&v, &t("acme"), "matter 7", None, None).map_err(|e| e.to_string());
         let p = p.unwrap_or_else(|e| panic!("{e}"));
         assert!(p.hold_id.starts_with("hold-") && p.hold_id.len() == 13, "{}", p.hold_id);
-        assert!(plan_apply(&v, &t("acme"), "second case", Some("CASE-2")).is_ok(), "several holds per tenant");
+        assert!(plan_apply(&v, &t("acme"), "second case", Some("CASE-2"), None).is_ok(), "several holds per tenant");
     }
 
     #[test]

@@ -114,6 +114,7 @@ pub const RESERVED: &[&str] = &[
     "access_denied",
     "actor_added",
     "actor_disabled",
+    "alert_threshold_set",
     "artifact_labeled",
     "artifact_stored",
     "approvals_config_set",

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod budget;
 mod category;
 pub mod checkpoint;

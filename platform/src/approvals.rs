@@ -281,7 +281,7 @@ impl Platform {
         Ok(out)
     }
 
-    fn all_checkpoints(&mut self, tenant: Option<&str>) -> Result<Vec<Checkpoint>, PlatformError> {
+    pub(crate) fn all_checkpoints(&mut self, tenant: Option<&str>) -> Result<Vec<Checkpoint>, PlatformError> {
         let tenants = match tenant {
             Some(t) => vec![TenantId::parse(t)?.to_string()],
             None => self.live_tenants()?,

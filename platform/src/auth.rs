@@ -42,7 +42,7 @@ pub fn required_role(action: &str) -> Role {
         | "approvals reject" => Role::Viewer,
         "ingest" | "checkpoint" | "cost record" | "budget check" | "approvals create" | "approvals expire" | "artifacts put"
         | "artifacts get" => Role::Operator,
-        "verify" | "compliance export" | "compliance holds" | "approvals report" | "rebuild" => Role::Auditor,
+        "verify" | "compliance export" | "compliance holds" | "approvals report" | "rebuild" | "alerts" | "alerts thresholds" => Role::Auditor,
         "compliance hold"
         | "compliance release"
         | "compliance delete"
@@ -53,6 +53,7 @@ pub fn required_role(action: &str) -> Role {
         | "budget set"
         | "budget thresholds"
         | "approvals config"
+        | "alerts set"
         | "backup" => Role::Compliance,
         "keys list" | "keys active" | "keys status" | "keys policy" | "keys rotate" | "keys rewrap" | "keys retire" | "keys reencrypt"
         | "keys rotate-root" => Role::Admin,

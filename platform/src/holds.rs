@@ -9,7 +9,7 @@
 use custos_compliance::deletion::{delete_tenant, DeletionReport};
 use custos_compliance::holds::{append_guarded, plan_apply, plan_release, ReleaseTarget};
 use custos_compliance::ComplianceError;
-use custos_domain::{format_ts, now_micros, TenantId, SYSTEM_TENANT};
+use custos_domain::{format_ts, now_micros, TenantId, Timestamp, SYSTEM_TENANT};
 use custos_eventlog::backend::TenantHead;
 use custos_eventlog::Query;
 use custos_projections::{snapshot, HoldsView, Projection, RetentionPolicies};
@@ -48,6 +48,8 @@ pub struct HoldInfo {
     pub applied_by: String,
     /// RFC 3339.
     pub applied_at: String,
+    /// Review date (RFC 3339), if one was given (`compliance hold --review-by`).
+    pub review_by: Option<String>,
 }
 
 /// The answer of `compliance release`.
@@ -162,9 +164,20 @@ impl Platform {
         Ok(self.log.backend().tenant_heads()?.into_iter().find(|h| h.tenant == t.as_str()))
     }
 
-    /// `compliance hold`: applies a legal hold to an existing, not deleted tenant.
-    pub fn hold_apply(&mut self, p: &Principal, tenant: &str, reason: &str, id: Option<&str>) -> Result<serde_json::Value, PlatformError> {
+    /// `compliance hold`: applies a legal hold to an existing, not deleted tenant, with an
+    /// optional review date (which must lie in the future) that `custos alerts` watches.
+    pub fn hold_apply(
+        &mut self,
+        p: &Principal,
+        tenant: &str,
+        reason: &str,
+        id: Option<&str>,
+        review_by: Option<Timestamp>,
+    ) -> Result<serde_json::Value, PlatformError> {
         let t = TenantId::parse(tenant)?;
+        if let Some(r) = review_by.filter(|r| *r <= now_micros()) {
+            return Err(PlatformError::Input(format!("--review-by {} is not in the future; give a later date", format_ts(r))));
+        }
         match self.tenant_head(&t)? {
             None => {
                 return Err(PlatformError::NotFound(format!("unknown tenant {t}: it has no events in this store (check the spelling)")))
@@ -176,7 +189,7 @@ impl Platform {
         }
         for attempt in 0..RETRIES {
             let v = self.compliance_views()?;
-            let plan = plan_apply(&v.holds, &t, reason, id)?;
+            let plan = plan_apply(&v.holds, &t, reason, id, review_by)?;
             let now = now_micros();
             let data = serde_json::to_value(&plan).map_err(|e| PlatformError::Input(e.to_string()))?;
             match append_guarded(&mut self.log, v.system_seq, "hold_applied", data, now, &p.name) {
@@ -185,6 +198,7 @@ impl Platform {
                     return Ok(json!({
                         "event": "hold_applied", "hold_id": plan.hold_id, "tenant": plan.tenant, "reason": plan.reason,
                         "applied_by": p.name, "applied_at": format_ts(now),
+                        "review_by": plan.review_by_micros.map(format_ts),
                     }));
                 }
                 Err(e) if is_conflict(&e) && attempt + 1 < RETRIES => continue,
@@ -239,6 +253,7 @@ impl Platform {
                 reason: h.reason.clone(),
                 applied_by: h.applied_by.clone(),
                 applied_at: format_ts(h.applied_at),
+                review_by: h.review_by.map(format_ts),
             })
             .collect())
     }

@@ -174,7 +174,7 @@ fn system_event(kind: &str, data: Value, actor: &str) -> Pending {
 
 impl Platform {
     /// Decrypted `_system` events of `kind`, oldest first.
-    fn system_events_of(&self, kind: &str) -> Result<Vec<(Timestamp, Option<String>, Value)>, PlatformError> {
+    pub(crate) fn system_events_of(&self, kind: &str) -> Result<Vec<(Timestamp, Option<String>, Value)>, PlatformError> {
         let q = Query { tenant: Some(TenantId::system().as_str().into()), kind: Some(kind.into()), ..Default::default() };
         let mut out = vec![];
         self.log.read(&q, &mut |e| {
@@ -214,7 +214,8 @@ impl Platform {
             .ok_or_else(|| PlatformError::Integrity("the store has no active key-encryption key".into()))?;
         let deks = self.log.backend().deks(None)?;
         let now = now_micros();
-        let due = active.created_at.saturating_add(i64::from(policy.rotation_days) * DAY_MICROS);
+        // The same due date `custos alerts` fires on.
+        let due = custos_domain::alerts::rotation_due(active.created_at, policy.rotation_days);
         let age = (now - active.created_at) / DAY_MICROS;
         let overdue = now >= due;
         let mut by_status = BTreeMap::new();

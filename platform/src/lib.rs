@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 mod actors;
+mod alerts;
 mod approvals;
 mod artifacts;
 mod auth;
@@ -35,6 +36,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use actors::{ActorInfo, NewActor};
+pub use alerts::{AlertOptions, AlertReport, ThresholdRow};
 pub use approvals::{ApprovalsReport, CheckpointInfo, Decide, DecisionRow, NewCheckpoint};
 pub use artifacts::ArtifactInfo;
 pub use auth::{required_role, Principal, SYSTEM_ACTOR};

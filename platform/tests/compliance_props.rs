@@ -67,7 +67,7 @@ proptest! {
                 Op::Ingest { tenant, n, age_days } => ingest(&mut p, &who, TENANTS[*tenant], *n, *age_days),
                 Op::Hold { tenant, id } => {
                     let id = id.map(|i| format!("CASE-{i}"));
-                    let _ = p.hold_apply(&who, TENANTS[*tenant], "prop", id.as_deref());
+                    let _ = p.hold_apply(&who, TENANTS[*tenant], "prop", id.as_deref(), None);
                 }
                 Op::Release { tenant, id } => {
                     let target = id.map(|i| ReleaseTarget::One(format!("CASE-{i}"))).unwrap_or(ReleaseTarget::All);

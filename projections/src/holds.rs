@@ -22,6 +22,10 @@ pub struct HoldApplied {
     pub tenant: String,
     /// Why (case reference, matter name).
     pub reason: String,
+    /// When the hold is due for review (µs); `custos alerts` reports holds past it.
+    /// Absent in holds applied before review dates existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_by_micros: Option<Timestamp>,
 }
 
 /// Payload of `hold_released` (`_system`, governance).
@@ -48,6 +52,9 @@ pub struct HoldState {
     pub applied_at: Timestamp,
     /// Global seq of the `hold_applied` event.
     pub applied_seq: u64,
+    /// Review date (µs), if one was given. `default` keeps older snapshots readable.
+    #[serde(default)]
+    pub review_by: Option<Timestamp>,
 }
 
 /// Active legal holds by id.
@@ -89,6 +96,7 @@ impl Projection for HoldsView {
                             applied_by: ev.actor.clone().unwrap_or_default(),
                             applied_at: ev.header.occurred_at,
                             applied_seq: ev.header.global_seq,
+                            review_by: h.review_by_micros,
                         },
                     );
                 }
@@ -159,5 +167,19 @@ mod tests {
         e.data = None;
         v.apply(&e);
         assert_eq!(v.active.len(), 1);
+    }
+
+    #[test]
+    fn review_dates_are_optional_and_old_snapshots_still_read() {
+        let sys = TenantId::system;
+        let mut v = HoldsView::default();
+        v.apply(&ev(1, sys(), "hold_applied", json!({"hold_id": "A", "tenant": "acme", "reason": "r", "review_by_micros": 99})));
+        v.apply(&ev(2, sys(), "hold_applied", json!({"hold_id": "B", "tenant": "acme", "reason": "r"})));
+        assert_eq!(v.active["A"].review_by, Some(99));
+        assert_eq!(v.active["B"].review_by, None);
+        // A snapshot written before review dates existed has no `review_by` field.
+        let old = json!({"active": {"B": {"hold_id": "B", "tenant": "acme", "reason": "r", "applied_by": "a", "applied_at": 1, "applied_seq": 2}}});
+        let back: HoldsView = serde_json::from_value(old).unwrap_or_default();
+        assert_eq!(back.active.get("B").map(|h| h.review_by), Some(None));
     }
 }

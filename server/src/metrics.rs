@@ -125,6 +125,28 @@ impl Metrics {
     }
 }
 
+/// The alert gauges of a `custos alerts` evaluation: `custos_alert_firing{alert}` (0/1)
+/// and `custos_alert_value{alert}` (the observed value, in the alert's unit; absent when
+/// there was nothing to observe, e.g. no runs in the window).
+pub fn render_alerts(r: &custos_platform::AlertReport) -> String {
+    let mut s = String::with_capacity(1024);
+    let _ = writeln!(s, "# HELP custos_alert_firing Whether the alert fires (custos alerts, window 7d).\n# TYPE custos_alert_firing gauge");
+    for a in &r.alerts {
+        let _ = writeln!(s, "custos_alert_firing{{alert=\"{}\"}} {}", a.name, u8::from(a.firing));
+    }
+    let _ = writeln!(s, "# HELP custos_alert_value Observed value of the alert, in its unit.\n# TYPE custos_alert_value gauge");
+    for a in &r.alerts {
+        if let Some(v) = a.value {
+            let _ = writeln!(s, "custos_alert_value{{alert=\"{}\"}} {v}", a.name);
+        }
+    }
+    let _ = writeln!(s, "# HELP custos_alert_threshold Threshold of the alert, in its unit.\n# TYPE custos_alert_threshold gauge");
+    for a in &r.alerts {
+        let _ = writeln!(s, "custos_alert_threshold{{alert=\"{}\"}} {}", a.name, a.threshold);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +169,19 @@ mod tests {
         assert!(t.contains("custos_commit_seconds_bucket{le=\"0.002\"} 1\n"));
         assert!(t.contains("custos_http_errors_total{status=\"401\"} 1\ncustos_http_errors_total{status=\"422\"} 2\n"));
         assert!(t.contains("custos_access_denied_total 1\n"));
+    }
+
+    #[test]
+    fn alert_gauges_name_every_alert_and_skip_absent_values() {
+        use custos_domain::alerts::{evaluate, Figures, Thresholds};
+        let f = Figures { at: 100, ..Default::default() };
+        let alerts = evaluate(&f, &Thresholds::default());
+        let r = custos_platform::AlertReport { at: "t".into(), since: "s".into(), tenant: None, firing: 1, alerts };
+        let t = render_alerts(&r);
+        assert!(t.contains("custos_alert_firing{alert=\"retention_overdue\"} 1\n"), "{t}");
+        assert!(t.contains("custos_alert_firing{alert=\"failure_rate\"} 0\n"), "{t}");
+        assert!(!t.contains("custos_alert_value{alert=\"retention_overdue\"}"), "never ran: no value, {t}");
+        assert!(t.contains("custos_alert_value{alert=\"hold_review_overdue\"} 0\n"), "{t}");
+        assert!(t.contains("custos_alert_threshold{alert=\"retention_overdue\"} 26\n"), "{t}");
     }
 }

@@ -59,7 +59,14 @@ struct Inner {
     metrics: Arc<Metrics>,
     body_limit: usize,
     stopping: AtomicBool,
+    /// Rendered alert gauges and when they were computed: an evaluation reads the log,
+    /// so scrapes reuse it for [`ALERTS_TTL`]. The async lock also keeps concurrent
+    /// scrapes from evaluating twice.
+    alerts: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
+
+/// How long `/metrics` reuses an alert evaluation.
+const ALERTS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl AppState {
     /// State over a reader pool, the writer's queue and the metrics.
@@ -73,6 +80,7 @@ impl AppState {
             metrics,
             body_limit,
             stopping: AtomicBool::new(false),
+            alerts: tokio::sync::Mutex::new(None),
         }))
     }
 
@@ -308,7 +316,35 @@ async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], st.0.metrics.render()).into_response()
+    let mut body = st.0.metrics.render();
+    body.push_str(&alert_gauges(&st).await);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+/// The alert gauges, evaluated at most every [`ALERTS_TTL`]. A failed evaluation keeps
+/// the last good figures (a scrape must not fail because of one slow read).
+async fn alert_gauges(st: &AppState) -> String {
+    let mut cache = st.0.alerts.lock().await;
+    if let Some((at, text)) = cache.as_ref() {
+        if at.elapsed() < ALERTS_TTL {
+            return text.clone();
+        }
+    }
+    match st.read(true, |p| p.alerts_evaluate(&custos_platform::AlertOptions::default())).await {
+        Ok(Ok(r)) => {
+            let text = crate::metrics::render_alerts(&r);
+            *cache = Some((std::time::Instant::now(), text.clone()));
+            text
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("metrics: alert evaluation failed: {e}");
+            cache.as_ref().map(|c| c.1.clone()).unwrap_or_default()
+        }
+        Err(e) => {
+            tracing::warn!("metrics: alert evaluation failed: {}", e.detail);
+            cache.as_ref().map(|c| c.1.clone()).unwrap_or_default()
+        }
+    }
 }
 
 /// `POST /v1/events` — the HTTP face of `custos ingest`, group-committed.

@@ -25,6 +25,10 @@ pub enum ComplianceCmd {
         /// Hold id (case id); generated as hold-<8 hex> when absent.
         #[arg(long)]
         id: Option<String>,
+        /// Date the hold is due for review (RFC 3339 or YYYY-MM-DD, in the future);
+        /// `custos alerts` reports active holds past it.
+        #[arg(long, value_name = "DATE")]
+        review_by: Option<String>,
     },
     /// Release one hold of a tenant (--hold ID) or all of them (--all) (Compliance+).
     Release(ReleaseArgs),
@@ -119,9 +123,11 @@ pub fn compliance(ctx: &Ctx, c: ComplianceCmd) -> anyhow::Result<()> {
     match c {
         ComplianceCmd::Export(a) => super::export::export(ctx, a),
         ComplianceCmd::VerifyBundle(a) => super::export::verify(ctx, a),
-        ComplianceCmd::Hold { tenant, reason, id } => {
+        ComplianceCmd::Hold { tenant, reason, id, review_by } => {
+            let review_by =
+                review_by.as_deref().map(parse_ts).transpose().map_err(|e| PlatformError::Input(format!("--review-by: {e}")))?;
             let (mut p, who) = ctx.authorized("compliance hold", Some(&tenant))?;
-            let v = p.hold_apply(&who, &tenant, &reason, id.as_deref())?;
+            let v = p.hold_apply(&who, &tenant, &reason, id.as_deref(), review_by)?;
             ctx.out.emit(&v, || {
                 format!(
                     "hold {} applied to {}: deletion and retention purge of {} are blocked\n",
@@ -147,9 +153,13 @@ pub fn compliance(ctx: &Ctx, c: ComplianceCmd) -> anyhow::Result<()> {
                 if hs.is_empty() {
                     return "no active legal holds\n".into();
                 }
-                let mut s = format!("{:<20} {:<20} {:<16} {:<22} {}\n", "HOLD", "TENANT", "BY", "APPLIED", "REASON");
+                let mut s = format!("{:<20} {:<20} {:<16} {:<22} {:<22} {}\n", "HOLD", "TENANT", "BY", "APPLIED", "REVIEW BY", "REASON");
                 for h in &hs {
-                    s += &format!("{:<20} {:<20} {:<16} {:<22} {}\n", h.hold_id, h.tenant, h.applied_by, h.applied_at, h.reason);
+                    let review = h.review_by.as_deref().unwrap_or("-");
+                    s += &format!(
+                        "{:<20} {:<20} {:<16} {:<22} {:<22} {}\n",
+                        h.hold_id, h.tenant, h.applied_by, h.applied_at, review, h.reason
+                    );
                 }
                 s
             })
@@ -290,7 +300,7 @@ pub fn restore(ctx: &Ctx, a: RestoreArgs) -> anyhow::Result<()> {
 pub fn quickstart_step(p: &mut Platform, admin: &Principal, say: &dyn Fn(&str)) -> anyhow::Result<()> {
     let victim = sample::SAMPLE_TENANTS[2];
     say(&format!("\n== 5. legal hold: {victim} is under hold, so its deletion is refused (exit 3)"));
-    let h = p.hold_apply(admin, victim, "quickstart: pending litigation", Some("CASE-QS-1"))?;
+    let h = p.hold_apply(admin, victim, "quickstart: pending litigation", Some("CASE-QS-1"), None)?;
     say(&format!("   hold {} applied by {}", h["hold_id"].as_str().unwrap_or(""), admin.name));
     match p.tenant_delete(admin, victim, false) {
         Err(e) if e.exit_code() == 3 => say(&format!("   delete --tenant {victim} -> exit 3: {e}")),

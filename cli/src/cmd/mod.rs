@@ -1,6 +1,7 @@
 //! One handler per command: parse → one platform call → print.
 
 mod admin;
+pub mod alerts;
 pub(crate) mod approvals;
 pub mod artifacts;
 mod bench;
@@ -98,6 +99,7 @@ pub fn run(cli: Cli, settings: Effective) -> anyhow::Result<()> {
         Command::Approvals(c) => approvals::run(&ctx, c),
         Command::Artifacts(c) => artifacts::run(&ctx, c),
         Command::Redact(a) => redact::run(&ctx, a),
+        Command::Alerts(a) => alerts::run(&ctx, a),
         Command::Serve(a) => serve::run(&ctx, a),
         Command::Config(ConfigCmd::Show) => meta::config_show(&ctx, &settings),
         Command::Completions { shell } => meta::completions(shell),
