@@ -203,6 +203,18 @@ pub struct Query {
     pub headers_only: bool,
 }
 
+impl Query {
+    /// This query with bodies: decrypting reads must never get the empty bodies of a
+    /// headers-only scan, which fail authentication and would look like tampering.
+    pub fn with_bodies(&self) -> std::borrow::Cow<'_, Query> {
+        if self.headers_only {
+            std::borrow::Cow::Owned(Query { headers_only: false, ..self.clone() })
+        } else {
+            std::borrow::Cow::Borrowed(self)
+        }
+    }
+}
+
 /// A storage backend (SQLite or PostgreSQL). Reads see a consistent snapshot per call.
 pub trait Backend: Send {
     /// `sqlite` or `postgres`.

@@ -349,8 +349,9 @@ impl<'a> Appender<'a> {
     /// under the write lock: state read here cannot change before `commit`. Records are
     /// buffered first (callers read short tails), then opened.
     pub fn read(&mut self, q: &Query, f: &mut dyn FnMut(Event) -> Result<bool, LogError>) -> Result<(), LogError> {
+        let q = q.with_bodies();
         let mut recs = vec![];
-        self.tx.scan(q, &mut |r| {
+        self.tx.scan(&q, &mut |r| {
             recs.push(r);
             Ok(true)
         })?;
@@ -567,6 +568,7 @@ impl EventLog {
     /// Short reads (`limit` ≤ 256: tails, single events) stay on one thread.
     pub fn read(&self, q: &Query, f: &mut dyn FnMut(Event) -> Result<bool, LogError>) -> Result<(), LogError> {
         const BATCH: usize = 256;
+        let q = &*q.with_bodies();
         if q.limit.is_some_and(|l| l <= BATCH as u64) {
             return self.backend.scan(q, &mut |rec| f(self.open_record(rec)?));
         }

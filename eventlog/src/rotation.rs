@@ -201,6 +201,33 @@ mod tests {
         Ok((d, log, root))
     }
 
+    /// A headers-only query handed to a decrypting read still yields the plaintext
+    /// (it used to hand empty bodies to the AEAD and report tampering).
+    #[test]
+    fn decrypting_reads_ignore_headers_only() -> Result<(), Box<dyn std::error::Error>> {
+        let (_d, mut log, _root) = store()?;
+        let batch: Vec<Pending> = (0..300).map(|i| ev("acme", i)).collect::<Result<_, _>>()?;
+        log.append(&batch)?;
+        for limit in [Some(3), None] {
+            let q = Query { headers_only: true, limit, ..Default::default() };
+            let mut seen = vec![];
+            log.read(&q, &mut |e| {
+                seen.push(e.data.as_ref().and_then(|d| d["i"].as_u64()));
+                Ok(true)
+            })?;
+            assert_eq!(seen.len(), limit.unwrap_or(300) as usize);
+            assert_eq!(seen[2], Some(2));
+            let mut a = log.appender()?;
+            let mut n = 0;
+            a.read(&q, &mut |e| {
+                n += usize::from(e.data.as_ref().and_then(|d| d["i"].as_u64()).is_some());
+                Ok(true)
+            })?;
+            assert_eq!(n, limit.unwrap_or(300) as usize);
+        }
+        Ok(())
+    }
+
     #[test]
     fn reencrypt_batches_move_every_body_and_keep_chains() -> Result<(), Box<dyn std::error::Error>> {
         let (_d, mut log, _root) = store()?;
