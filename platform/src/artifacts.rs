@@ -5,7 +5,7 @@ use std::path::Path;
 
 use custos_compliance::artifact::{self, ArtifactError, CHUNK_SIZE};
 use custos_compliance::classify::{decide, DEFAULT_LABEL, DEFAULT_LABEL_SETTING};
-use custos_domain::{format_ts, now_micros, Category, Clearance, NewEvent, TenantId};
+use custos_domain::{format_ts, now_micros, Category, Clearance, NewEvent, TenantId, Tier};
 use custos_eventlog::{ArtifactRow, Pending};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -139,6 +139,10 @@ impl Platform {
             chunks: sealed.chunks,
             created_at: now,
             stored_seq: seqs.first().copied().unwrap_or(0),
+            tier: Tier::Hot,
+            tier_changed_at: now,
+            age_from: now,
+            purged_at: None,
         };
         a.tx().put_artifact(&row)?;
         a.commit()?;
