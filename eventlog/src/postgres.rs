@@ -549,8 +549,12 @@ fn row_to_artifact(r: &Row) -> Result<ArtifactRow, LogError> {
 fn artifacts_of(c: &mut impl GenericClient, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
     // COLLATE "C": byte order, as SQLite sorts text.
     let rows = match tenant {
-        Some(t) => c.query(&format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE tenant = $1 ORDER BY created_at, id COLLATE \"C\""), &[&t])?,
-        None => c.query(&format!("SELECT {ARTIFACT_COLS} FROM artifacts ORDER BY tenant COLLATE \"C\", created_at, id COLLATE \"C\""), &[])?,
+        Some(t) => {
+            c.query(&format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE tenant = $1 ORDER BY created_at, id COLLATE \"C\""), &[&t])?
+        }
+        None => {
+            c.query(&format!("SELECT {ARTIFACT_COLS} FROM artifacts ORDER BY tenant COLLATE \"C\", created_at, id COLLATE \"C\""), &[])?
+        }
     };
     rows.iter().map(row_to_artifact).collect()
 }

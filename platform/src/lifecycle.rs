@@ -138,7 +138,14 @@ impl Platform {
         let now = now_micros();
         let mut ap = self.log.appender()?;
         let seqs = ap.push(&[Pending {
-            event: NewEvent { tenant: t, category: Category::Artifacts, kind: "artifact_tier_changed".into(), occurred_at: None, label: a.label, data },
+            event: NewEvent {
+                tenant: t,
+                category: Category::Artifacts,
+                kind: "artifact_tier_changed".into(),
+                occurred_at: None,
+                label: a.label,
+                data,
+            },
             actor: who.name.clone(),
         }])?;
         // Re-checked under the write lock: a run that purged it meanwhile wins.

@@ -35,7 +35,11 @@ impl Windows {
     /// Recorded windows over the defaults.
     pub fn of(p: &LifecyclePolicies) -> Self {
         let d = |t: Tier, def: u32| p.get(t).map_or(def, |w| w.days);
-        Self { hot: d(Tier::Hot, DEFAULT_WINDOWS.hot), warm: d(Tier::Warm, DEFAULT_WINDOWS.warm), cold: d(Tier::Cold, DEFAULT_WINDOWS.cold) }
+        Self {
+            hot: d(Tier::Hot, DEFAULT_WINDOWS.hot),
+            warm: d(Tier::Warm, DEFAULT_WINDOWS.warm),
+            cold: d(Tier::Cold, DEFAULT_WINDOWS.cold),
+        }
     }
 
     /// Days of `tier`'s window.
@@ -149,12 +153,27 @@ fn decide(rows: &[ArtifactRow], w: &Windows, holds: &HoldsView, deleted: &BTreeS
         } else {
             "move"
         };
-        items.push(LifecycleItem { artifact_id: a.id.clone(), tenant: a.tenant.clone(), name: a.name.clone(), size: a.size, from: a.tier, to, action });
+        items.push(LifecycleItem {
+            artifact_id: a.id.clone(),
+            tenant: a.tenant.clone(),
+            name: a.name.clone(),
+            size: a.size,
+            from: a.tier,
+            to,
+            action,
+        });
     }
     items
 }
 
-fn report(w: Windows, as_of: Timestamp, dry_run: bool, holds: &HoldsView, rows: &[ArtifactRow], items: Vec<LifecycleItem>) -> LifecycleReport {
+fn report(
+    w: Windows,
+    as_of: Timestamp,
+    dry_run: bool,
+    holds: &HoldsView,
+    rows: &[ArtifactRow],
+    items: Vec<LifecycleItem>,
+) -> LifecycleReport {
     let mut moved: BTreeMap<String, u64> = [(Tier::Warm.as_str().to_string(), 0), (Tier::Cold.as_str().to_string(), 0)].into();
     let mut held: BTreeMap<String, u64> = BTreeMap::new();
     // Every held tenant with live artifacts is listed, even with nothing due.
@@ -172,7 +191,18 @@ fn report(w: Windows, as_of: Timestamp, dry_run: bool, holds: &HoldsView, rows: 
             _ => *moved.entry(i.to.clone()).or_default() += 1,
         }
     }
-    LifecycleReport { as_of: format_ts(as_of), dry_run, windows: w, moved, purged, purged_bytes, held, items, event_seq: None, storage_reclaimed: true }
+    LifecycleReport {
+        as_of: format_ts(as_of),
+        dry_run,
+        windows: w,
+        moved,
+        purged,
+        purged_bytes,
+        held,
+        items,
+        event_seq: None,
+        storage_reclaimed: true,
+    }
 }
 
 fn tenant_event(a: &ArtifactRow, kind: &str, data: serde_json::Value, actor: &str) -> Result<Pending, RetentionError> {

@@ -355,8 +355,7 @@ fn export_lists_a_purged_artifact_and_both_verifiers_accept_it() {
     assert_eq!(line(&gone)["sha256"].as_str().map(str::len), Some(64));
     assert_eq!(line(&kept)["status"], "exported");
     assert!(!dir.join("artifacts").join(&gone).exists());
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap_or_default()).unwrap_or_default();
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap_or_default()).unwrap_or_default();
     assert_eq!(manifest["counts"]["artifacts_purged"], 1);
     assert_eq!(manifest["counts"]["artifacts"], 1);
 
