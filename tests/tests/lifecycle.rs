@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use custos_tests::scenarios::{self, future_day};
 use custos_tests::{custos, Run, Store};
 use serde_json::{json, Value};
 
@@ -59,22 +60,6 @@ fn tiers(s: &Store, ids: &[&str]) -> Vec<String> {
             }
         })
         .collect()
-}
-
-fn in_future(days: i64) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let t = now + days * 86_400;
-    // RFC 3339 from epoch seconds, UTC (civil-from-days, H. Hinnant).
-    let (z, secs) = (t.div_euclid(86_400) + 719_468, t.rem_euclid(86_400));
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 #[test]
@@ -141,7 +126,7 @@ fn run_moves_exactly_the_aged_artifacts_and_a_second_run_is_a_no_op() {
     assert_eq!(tiers(&s, &all), ["hot", "warm", "cold", "purged"]);
 
     // --now in the future ages everything: 8 days on, the young one is warm, the ten-day one not yet cold.
-    let later = lifecycle(&s, &["--now", &in_future(8)]);
+    let later = lifecycle(&s, &["--now", &future_day(8)]);
     later.expect(0);
     assert_eq!(later.json()["moved"], json!({"warm": 1, "cold": 0}));
     assert_eq!(tiers(&s, &all), ["warm", "warm", "cold", "purged"]);
@@ -253,7 +238,7 @@ fn restore_resets_tier_and_age() {
     assert_eq!(again.json()["items"], json!([]));
     assert_eq!(tiers(&s, &[&id]), ["hot"]);
     // ... and it ages again from the restore.
-    lifecycle(&s, &["--now", &in_future(8)]).expect(0);
+    lifecycle(&s, &["--now", &future_day(8)]).expect(0);
     assert_eq!(tiers(&s, &[&id]), ["warm"]);
     s.run(&["--json", "artifacts", "restore", &id, "--to", "warm"]).expect(0);
     s.run(&["artifacts", "restore", &id, "--to", "cold"]).expect(1);
@@ -413,4 +398,9 @@ fn summary_counts_and_bytes_per_tier_and_tenant() {
     let human = s.run(&["lifecycle", "summary"]);
     human.expect(0);
     assert!(human.stdout.contains("acme") && human.stdout.contains("purged: 1 (3 B)"), "{}", human.stdout);
+}
+
+#[test]
+fn backend_agnostic_scenario_on_sqlite() -> custos_tests::TestResult {
+    scenarios::artifact_lifecycle_moves_restores_and_purges(&Store::new())
 }
