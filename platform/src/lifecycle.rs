@@ -6,13 +6,11 @@ use std::collections::BTreeMap;
 use custos_domain::{format_ts, now_micros, Category, NewEvent, TenantId, Tier, Timestamp};
 use custos_eventlog::Pending;
 use custos_retention::lifecycle::{plan_policy_set, run};
-use custos_retention::{LifecycleReport, RetentionError, Windows};
+use custos_retention::{LifecycleReport, Windows};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::{Platform, PlatformError, Principal};
-
-const RETRIES: usize = 5;
 
 /// Artifacts and plaintext bytes in one tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -88,20 +86,7 @@ impl Platform {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<LifecycleReport, PlatformError> {
         let as_of = as_of.unwrap_or_else(now_micros);
-        for attempt in 0..RETRIES {
-            let v = self.compliance_views()?;
-            match run(&mut self.log, &v.lifecycle, &v.holds, v.system_seq, as_of, dry_run, &p.name, progress) {
-                Ok(r) => {
-                    if !dry_run {
-                        self.refresh_governance_snapshot();
-                    }
-                    return Ok(r);
-                }
-                Err(RetentionError::Conflict(_)) if attempt + 1 < RETRIES => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(PlatformError::Input("governance state kept changing; retry".into()))
+        self.retrying_on_governance(dry_run, |log, v| run(log, &v.lifecycle, &v.holds, v.system_seq, as_of, dry_run, &p.name, progress))
     }
 
     /// `lifecycle run --dry-run` as a count: whether a live run would purge anything

@@ -1,7 +1,7 @@
 //! `custos lifecycle ...`: artifact storage tiers by age (issue 8).
 
 use clap::Subcommand;
-use custos_domain::{parse_ts, Tier};
+use custos_domain::{now_micros, parse_ts, Tier};
 use custos_platform::{PlatformError, TierCounts};
 use serde_json::json;
 
@@ -63,7 +63,9 @@ fn counts_line(name: &str, c: &TierCounts) -> String {
 pub fn run(ctx: &Ctx, c: LifecycleCmd) -> anyhow::Result<()> {
     match c {
         LifecycleCmd::Run { dry_run, now } => {
-            let as_of = now.as_deref().map(parse_ts).transpose().map_err(PlatformError::from)?;
+            // One time for the confirmation's dry run and the run itself, so nothing ages into
+            // a purge between the question and the answer.
+            let as_of = Some(now.as_deref().map(parse_ts).transpose().map_err(PlatformError::from)?.unwrap_or_else(now_micros));
             let (mut p, who) = ctx.authorized("lifecycle run", None)?;
             // Moves only change recorded state; a purge destroys content, so only then ask.
             if !dry_run {
