@@ -415,7 +415,7 @@ def verify(path, public_key=None, previous=None):
             if r["status"] in ("exported", "redacted") and not r["seen"]:
                 raise Invalid("completeness", f"tenant_seq {i + 1} is marked {r['status']} in chain.jsonl but its line is missing")
 
-        art_exported = art_redacted = 0
+        art_exported = art_redacted = art_purged = 0
         referenced = set()
         if "artifacts/index.jsonl" in files:
             for n, a in lines(d, "artifacts/index.jsonl"):
@@ -427,6 +427,8 @@ def verify(path, public_key=None, previous=None):
                     art_exported += 1
                 elif a["status"] == "redacted" and a.get("path") is None:
                     art_redacted += 1
+                elif a["status"] == "purged" and a.get("path") is None:
+                    art_purged += 1
                 else:
                     raise Invalid("artifacts", f"index line {n}: bad status/path")
         for f in files:
@@ -442,6 +444,7 @@ def verify(path, public_key=None, previous=None):
         want["events_out_of_range"] = st.count("out_of_range")
         want["artifacts"] = art_exported
         want["artifacts_redacted"] = art_redacted
+        want["artifacts_purged"] = art_purged
         mc = {k: num(v, k) for k, v in m["counts"].items()}
         for k, v in mc.items():
             if k == "artifacts_denied":

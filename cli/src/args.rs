@@ -98,6 +98,9 @@ pub enum Command {
     /// Encrypted artifacts with classification labels.
     #[command(subcommand)]
     Artifacts(crate::cmd::artifacts::ArtifactsCmd),
+    /// Artifact storage tiers (hot, warm, cold) by age: run, policy, summary.
+    #[command(subcommand)]
+    Lifecycle(crate::cmd::lifecycle::LifecycleCmd),
     /// Redact PII and secrets in text (FILE or stdin); needs no store.
     Redact(crate::cmd::redact::RedactArgs),
     /// Threshold alerts: evaluate (exit 10 when any fires), set and list thresholds.

@@ -17,6 +17,9 @@ pub enum DomainError {
     /// Kind is empty or has characters outside `[a-z0-9_.-]`.
     #[error("invalid kind {0:?}: use 1-64 characters of a-z, 0-9, '_', '.' or '-'")]
     BadKind(String),
+    /// Not an artifact storage tier.
+    #[error("invalid tier {0:?}: use hot, warm or cold")]
+    BadTier(String),
     /// A kind reserved for events custos records itself.
     #[error("kind {0:?} is recorded by custos itself and cannot be ingested; use the matching custos command")]
     ReservedKind(String),

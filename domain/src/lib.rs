@@ -17,6 +17,7 @@ pub mod kinds;
 mod money;
 mod role;
 mod tenant;
+mod tier;
 mod time;
 
 pub use category::Category;
@@ -25,4 +26,5 @@ pub use event::{parse_event_line, NewEvent};
 pub use money::UsdMicros;
 pub use role::{Clearance, Role};
 pub use tenant::{TenantId, SYSTEM_TENANT};
+pub use tier::Tier;
 pub use time::{format_ts, now_micros, parse_duration_secs, parse_ts, Timestamp, MAX_FUTURE_SKEW_MICROS};

@@ -164,6 +164,14 @@ pub struct ArtifactRow {
     pub created_at: Timestamp,
     /// Global seq of its `artifact_stored` event.
     pub stored_seq: u64,
+    /// Storage tier (recorded state; `hot` when stored).
+    pub tier: custos_domain::Tier,
+    /// When the tier last changed (stored, lifecycle move or restore).
+    pub tier_changed_at: Timestamp,
+    /// Start of the lifecycle age clock: when stored, or when last restored.
+    pub age_from: Timestamp,
+    /// When lifecycle purged its content (chunks gone, metadata kept).
+    pub purged_at: Option<Timestamp>,
 }
 
 /// One sealed chunk of an artifact.
@@ -327,7 +335,7 @@ pub trait Tx {
     fn set_dek_wrapping(&mut self, tenant: &str, version: u32, kek_id: &str, wrapped: &[u8]) -> Result<(), LogError>;
     /// Bodies still present per DEK version of a tenant: (version, count), by version.
     fn body_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError>;
-    /// Stored artifacts per DEK version of a tenant: (version, count), by version. Their
+    /// Stored (not purged) artifacts per DEK version of a tenant: (version, count). Their
     /// chunks are sealed with that version, so it must outlive them.
     fn artifact_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError>;
     /// Up to `limit` records of `tenant` with a body sealed under a DEK version below `below`
@@ -346,6 +354,14 @@ pub trait Tx {
     fn put_artifact(&mut self, a: &ArtifactRow) -> Result<(), LogError>;
     /// Sets (or clears) an artifact's label; returns rows changed.
     fn set_artifact_label(&mut self, id: &str, label: Option<custos_domain::Clearance>) -> Result<u64, LogError>;
+    /// Artifacts (of one tenant, or all) as seen inside the transaction, oldest first.
+    fn artifacts(&mut self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError>;
+    /// Sets an artifact's tier and `tier_changed_at = at`; with `reset_age` also
+    /// `age_from = at` (restore). Purged artifacts are left alone. Returns rows changed.
+    fn set_artifact_tier(&mut self, id: &str, tier: custos_domain::Tier, at: Timestamp, reset_age: bool) -> Result<u64, LogError>;
+    /// Drops an artifact's chunks and marks it purged at `at` (its metadata stays).
+    /// Returns rows changed (0 when already purged or unknown).
+    fn purge_artifact(&mut self, id: &str, at: Timestamp) -> Result<u64, LogError>;
     /// Drops every artifact (metadata and chunks) of a tenant; returns how many artifacts.
     fn delete_artifacts(&mut self, tenant: &str) -> Result<u64, LogError>;
     /// Upserts a per-tenant setting.

@@ -28,7 +28,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use custos_domain::{Category, Clearance, TenantId, Timestamp};
+use custos_domain::{Category, Clearance, TenantId, Tier, Timestamp};
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, IsolationLevel, NoTls, Row};
 
@@ -145,6 +145,15 @@ CREATE TABLE tenant_settings (
     value  TEXT NOT NULL,
     PRIMARY KEY (tenant, name)
 );
+"#,
+    // 3: artifact storage tiers (issue 8). Existing artifacts start hot, their age
+    // clock at the time they were stored.
+    r#"
+ALTER TABLE artifacts ADD COLUMN tier TEXT NOT NULL DEFAULT 'hot';
+ALTER TABLE artifacts ADD COLUMN tier_changed_at BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE artifacts ADD COLUMN age_from BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE artifacts ADD COLUMN purged_at BIGINT;
+UPDATE artifacts SET tier_changed_at = created_at, age_from = created_at;
 "#,
 ];
 
@@ -510,7 +519,8 @@ fn body_counts(c: &mut impl GenericClient, tenant: &str) -> Result<Vec<(u32, u64
     .collect()
 }
 
-const ARTIFACT_COLS: &str = "id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq";
+const ARTIFACT_COLS: &str =
+    "id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq, tier, tier_changed_at, age_from, purged_at";
 
 fn row_to_artifact(r: &Row) -> Result<ArtifactRow, LogError> {
     let label: Option<String> = r.try_get(5)?;
@@ -529,7 +539,24 @@ fn row_to_artifact(r: &Row) -> Result<ArtifactRow, LogError> {
         chunks: u64_of(r, 8, "chunks")?,
         created_at: r.try_get(9)?,
         stored_seq: u64_of(r, 10, "stored_seq")?,
+        tier: r.try_get::<_, String>(11)?.parse().map_err(|_| bad("tier", "hot, warm or cold"))?,
+        tier_changed_at: r.try_get(12)?,
+        age_from: r.try_get(13)?,
+        purged_at: r.try_get(14)?,
     })
+}
+
+fn artifacts_of(c: &mut impl GenericClient, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
+    // COLLATE "C": byte order, as SQLite sorts text.
+    let rows = match tenant {
+        Some(t) => {
+            c.query(&format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE tenant = $1 ORDER BY created_at, id COLLATE \"C\""), &[&t])?
+        }
+        None => {
+            c.query(&format!("SELECT {ARTIFACT_COLS} FROM artifacts ORDER BY tenant COLLATE \"C\", created_at, id COLLATE \"C\""), &[])?
+        }
+    };
+    rows.iter().map(row_to_artifact).collect()
 }
 
 /// The WHERE/ORDER/LIMIT of a scan and its parameters.
@@ -770,20 +797,7 @@ impl Backend for PostgresBackend {
     }
 
     fn artifacts(&self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
-        self.with(|c| {
-            // COLLATE "C": byte order, as SQLite sorts text.
-            let rows = match tenant {
-                Some(t) => c.query(
-                    &format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE tenant = $1 ORDER BY created_at, id COLLATE \"C\""),
-                    &[&t],
-                )?,
-                None => c.query(
-                    &format!("SELECT {ARTIFACT_COLS} FROM artifacts ORDER BY tenant COLLATE \"C\", created_at, id COLLATE \"C\""),
-                    &[],
-                )?,
-            };
-            rows.iter().map(row_to_artifact).collect()
-        })
+        self.with(|c| artifacts_of(c, tenant))
     }
 
     fn artifact_chunk(&self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
@@ -1111,7 +1125,7 @@ impl Tx for PgTx<'_> {
 
     fn artifact_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
         self.tx
-            .query("SELECT dek_version, count(*) FROM artifacts WHERE tenant = $1 GROUP BY dek_version ORDER BY dek_version", &[&tenant])?
+            .query("SELECT dek_version, count(*) FROM artifacts WHERE tenant = $1 AND purged_at IS NULL GROUP BY dek_version ORDER BY dek_version", &[&tenant])?
             .iter()
             .map(|r| Ok((u32_of(r, 0, "dek_version")?, u64_of(r, 1, "count")?)))
             .collect()
@@ -1161,8 +1175,9 @@ impl Tx for PgTx<'_> {
 
     fn put_artifact(&mut self, a: &ArtifactRow) -> Result<(), LogError> {
         self.tx.execute(
-            "INSERT INTO artifacts (id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO artifacts (id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq,
+                                    tier, tier_changed_at, age_from, purged_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             &[
                 &a.id,
                 &a.tenant,
@@ -1175,6 +1190,10 @@ impl Tx for PgTx<'_> {
                 &(a.chunks as i64),
                 &a.created_at,
                 &(a.stored_seq as i64),
+                &a.tier.as_str(),
+                &a.tier_changed_at,
+                &a.age_from,
+                &a.purged_at,
             ],
         )?;
         Ok(())
@@ -1182,6 +1201,24 @@ impl Tx for PgTx<'_> {
 
     fn set_artifact_label(&mut self, id: &str, label: Option<Clearance>) -> Result<u64, LogError> {
         Ok(self.tx.execute("UPDATE artifacts SET label = $2 WHERE id = $1", &[&id, &label.map(Clearance::as_str)])?)
+    }
+
+    fn artifacts(&mut self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
+        artifacts_of(&mut self.tx, tenant)
+    }
+
+    fn set_artifact_tier(&mut self, id: &str, tier: Tier, at: Timestamp, reset_age: bool) -> Result<u64, LogError> {
+        Ok(self.tx.execute(
+            "UPDATE artifacts SET tier = $2, tier_changed_at = $3, age_from = CASE WHEN $4 THEN $3 ELSE age_from END
+             WHERE id = $1 AND purged_at IS NULL",
+            &[&id, &tier.as_str(), &at, &reset_age],
+        )?)
+    }
+
+    fn purge_artifact(&mut self, id: &str, at: Timestamp) -> Result<u64, LogError> {
+        // Dead tuples leave the data files at the caller's `reclaim` (VACUUM FULL).
+        self.tx.execute("DELETE FROM artifact_chunks WHERE artifact_id = $1", &[&id])?;
+        Ok(self.tx.execute("UPDATE artifacts SET purged_at = $2 WHERE id = $1 AND purged_at IS NULL", &[&id, &at])?)
     }
 
     fn delete_artifacts(&mut self, tenant: &str) -> Result<u64, LogError> {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use custos_domain::{Category, Clearance, TenantId, Timestamp};
+use custos_domain::{Category, Clearance, TenantId, Tier, Timestamp};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
 use crate::backend::*;
@@ -115,6 +115,15 @@ CREATE TABLE tenant_settings (
     value  TEXT NOT NULL,
     PRIMARY KEY (tenant, name)
 );
+"#,
+    // 3: artifact storage tiers (issue 8). Existing artifacts start hot, their age
+    // clock at the time they were stored.
+    r#"
+ALTER TABLE artifacts ADD COLUMN tier TEXT NOT NULL DEFAULT 'hot';
+ALTER TABLE artifacts ADD COLUMN tier_changed_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE artifacts ADD COLUMN age_from INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE artifacts ADD COLUMN purged_at INTEGER;
+UPDATE artifacts SET tier_changed_at = created_at, age_from = created_at;
 "#,
 ];
 
@@ -273,7 +282,8 @@ fn row_to_record(r: &Row) -> rusqlite::Result<StoredRecord> {
     })
 }
 
-const ARTIFACT_COLS: &str = "id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq";
+const ARTIFACT_COLS: &str =
+    "id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq, tier, tier_changed_at, age_from, purged_at";
 
 fn row_to_artifact(r: &Row) -> rusqlite::Result<ArtifactRow> {
     let label: Option<String> = r.get(5)?;
@@ -292,7 +302,27 @@ fn row_to_artifact(r: &Row) -> rusqlite::Result<ArtifactRow> {
         chunks: r.get::<_, i64>(8)? as u64,
         created_at: r.get(9)?,
         stored_seq: r.get::<_, i64>(10)? as u64,
+        tier: r.get::<_, String>(11)?.parse().map_err(|_| bad_col(11, "tier name"))?,
+        tier_changed_at: r.get(12)?,
+        age_from: r.get(13)?,
+        purged_at: r.get(14)?,
     })
+}
+
+fn artifacts_of(conn: &Connection, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
+    let rows = match tenant {
+        Some(t) => {
+            let mut st = conn.prepare(&format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE tenant = ?1 ORDER BY created_at, id"))?;
+            let v = st.query_map([t], row_to_artifact)?.collect::<Result<Vec<_>, _>>()?;
+            v
+        }
+        None => {
+            let mut st = conn.prepare(&format!("SELECT {ARTIFACT_COLS} FROM artifacts ORDER BY tenant, created_at, id"))?;
+            let v = st.query_map([], row_to_artifact)?.collect::<Result<Vec<_>, _>>()?;
+            v
+        }
+    };
+    Ok(rows)
 }
 
 fn row_to_dek(r: &Row) -> rusqlite::Result<DekRow> {
@@ -573,20 +603,7 @@ impl Backend for SqliteBackend {
     }
 
     fn artifacts(&self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
-        let rows = match tenant {
-            Some(t) => {
-                let mut st =
-                    self.conn.prepare(&format!("SELECT {ARTIFACT_COLS} FROM artifacts WHERE tenant = ?1 ORDER BY created_at, id"))?;
-                let v = st.query_map([t], row_to_artifact)?.collect::<Result<Vec<_>, _>>()?;
-                v
-            }
-            None => {
-                let mut st = self.conn.prepare(&format!("SELECT {ARTIFACT_COLS} FROM artifacts ORDER BY tenant, created_at, id"))?;
-                let v = st.query_map([], row_to_artifact)?.collect::<Result<Vec<_>, _>>()?;
-                v
-            }
-        };
-        Ok(rows)
+        artifacts_of(&self.conn, tenant)
     }
 
     fn artifact_chunk(&self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
@@ -867,7 +884,7 @@ impl Tx for SqliteTx<'_> {
     fn artifact_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
         let mut st = self
             .tx
-            .prepare_cached("SELECT dek_version, count(*) FROM artifacts WHERE tenant = ?1 GROUP BY dek_version ORDER BY dek_version")?;
+            .prepare_cached("SELECT dek_version, count(*) FROM artifacts WHERE tenant = ?1 AND purged_at IS NULL GROUP BY dek_version ORDER BY dek_version")?;
         let rows = st.query_map([tenant], |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -902,7 +919,7 @@ impl Tx for SqliteTx<'_> {
 
     fn put_artifact(&mut self, a: &ArtifactRow) -> Result<(), LogError> {
         self.tx.execute(
-            &format!("INSERT INTO artifacts ({ARTIFACT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            &format!("INSERT INTO artifacts ({ARTIFACT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
             params![
                 a.id,
                 a.tenant,
@@ -914,7 +931,11 @@ impl Tx for SqliteTx<'_> {
                 a.chunk_size as i64,
                 a.chunks as i64,
                 a.created_at,
-                a.stored_seq as i64
+                a.stored_seq as i64,
+                a.tier.as_str(),
+                a.tier_changed_at,
+                a.age_from,
+                a.purged_at
             ],
         )?;
         Ok(())
@@ -922,6 +943,24 @@ impl Tx for SqliteTx<'_> {
 
     fn set_artifact_label(&mut self, id: &str, label: Option<Clearance>) -> Result<u64, LogError> {
         Ok(self.tx.execute("UPDATE artifacts SET label = ?2 WHERE id = ?1", params![id, label.map(Clearance::as_str)])? as u64)
+    }
+
+    fn artifacts(&mut self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
+        artifacts_of(&self.tx, tenant)
+    }
+
+    fn set_artifact_tier(&mut self, id: &str, tier: Tier, at: Timestamp, reset_age: bool) -> Result<u64, LogError> {
+        Ok(self.tx.execute(
+            "UPDATE artifacts SET tier = ?2, tier_changed_at = ?3, age_from = CASE WHEN ?4 THEN ?3 ELSE age_from END
+             WHERE id = ?1 AND purged_at IS NULL",
+            params![id, tier.as_str(), at, reset_age],
+        )? as u64)
+    }
+
+    fn purge_artifact(&mut self, id: &str, at: Timestamp) -> Result<u64, LogError> {
+        // secure_delete zeroes the freed pages; the caller truncates the WAL after commit.
+        self.tx.execute("DELETE FROM artifact_chunks WHERE artifact_id = ?1", [id])?;
+        Ok(self.tx.execute("UPDATE artifacts SET purged_at = ?2 WHERE id = ?1 AND purged_at IS NULL", params![id, at])? as u64)
     }
 
     fn delete_artifacts(&mut self, tenant: &str) -> Result<u64, LogError> {
@@ -940,5 +979,39 @@ impl Tx for SqliteTx<'_> {
 
     fn commit(self: Box<Self>) -> Result<(), LogError> {
         self.tx.commit().map_err(Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store made by a binary before migration 3 (artifact tiers) opens with its
+    /// artifacts hot, their age clock at the time they were stored.
+    #[test]
+    fn version_2_store_migrates_artifacts_to_hot() -> Result<(), LogError> {
+        let dir = tempfile::tempdir().map_err(|e| LogError::Storage(e.to_string()))?;
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path)?;
+            for sql in &MIGRATIONS[..2] {
+                conn.execute_batch(sql)?;
+            }
+            conn.pragma_update(None, "user_version", 2i64)?;
+            conn.execute(
+                "INSERT INTO artifacts (id, tenant, name, size, sha256, label, dek_version, chunk_size, chunks, created_at, stored_seq)
+                 VALUES ('art_1', 'acme', 'a.txt', 3, ?1, NULL, 1, 1048576, 1, 1700000000000000, 7)",
+                [&[0u8; 32][..]],
+            )?;
+        }
+        let b = SqliteBackend::open(&path)?;
+        let v: i64 = b.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        assert_eq!(v, SCHEMA_VERSION);
+        let a = b.artifact("art_1")?.ok_or(LogError::NotFound("art_1".into()))?;
+        assert_eq!(a.tier, Tier::Hot);
+        assert_eq!(a.tier_changed_at, 1_700_000_000_000_000);
+        assert_eq!(a.age_from, 1_700_000_000_000_000);
+        assert_eq!(a.purged_at, None);
+        Ok(())
     }
 }

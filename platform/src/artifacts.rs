@@ -5,7 +5,7 @@ use std::path::Path;
 
 use custos_compliance::artifact::{self, ArtifactError, CHUNK_SIZE};
 use custos_compliance::classify::{decide, DEFAULT_LABEL, DEFAULT_LABEL_SETTING};
-use custos_domain::{format_ts, now_micros, Category, Clearance, NewEvent, TenantId};
+use custos_domain::{format_ts, now_micros, Category, Clearance, NewEvent, TenantId, Tier};
 use custos_eventlog::{ArtifactRow, Pending};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -33,8 +33,16 @@ pub struct ArtifactInfo {
     pub created_at: String,
     /// Global seq of its `artifact_stored` event.
     pub stored_seq: u64,
-    /// Sealed chunks.
+    /// Sealed chunks (still counted after a purge dropped them).
     pub chunks: u64,
+    /// Storage tier: `hot`, `warm` or `cold`.
+    pub tier: Tier,
+    /// When the tier last changed.
+    pub tier_changed_at: String,
+    /// Start of the lifecycle age clock (stored, or last restored).
+    pub age_from: String,
+    /// When lifecycle purged its content (null while it has content).
+    pub purged_at: Option<String>,
 }
 
 impl From<ArtifactError> for PlatformError {
@@ -59,6 +67,10 @@ fn info(a: &ArtifactRow, default: Clearance) -> ArtifactInfo {
         created_at: format_ts(a.created_at),
         stored_seq: a.stored_seq,
         chunks: a.chunks,
+        tier: a.tier,
+        tier_changed_at: format_ts(a.tier_changed_at),
+        age_from: format_ts(a.age_from),
+        purged_at: a.purged_at.map(format_ts),
     }
 }
 
@@ -139,6 +151,10 @@ impl Platform {
             chunks: sealed.chunks,
             created_at: now,
             stored_seq: seqs.first().copied().unwrap_or(0),
+            tier: Tier::Hot,
+            tier_changed_at: now,
+            age_from: now,
+            purged_at: None,
         };
         a.tx().put_artifact(&row)?;
         a.commit()?;
@@ -178,6 +194,12 @@ impl Platform {
         progress: &mut dyn FnMut(u64),
     ) -> Result<ArtifactInfo, PlatformError> {
         let a = self.artifact_row(id)?;
+        if let Some(at) = a.purged_at {
+            return Err(PlatformError::NotFound(format!(
+                "artifact {id} was purged by lifecycle on {}: its content is gone (metadata and SHA-256 remain; `custos artifacts show {id}`)",
+                format_ts(at)
+            )));
+        }
         let default = self.default_label(&a.tenant)?;
         if let Err(d) = decide(who.clearance, a.label, default, false) {
             let reason = format!("clearance {} below artifact {id}: {}", who.clearance, d.reason());

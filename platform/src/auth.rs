@@ -35,6 +35,7 @@ pub fn required_role(action: &str) -> Role {
         | "artifacts list"
         | "artifacts show"
         | "retention policy list"
+        | "lifecycle policy show"
         | "keys public"
         // Deciding a checkpoint needs the checkpoint's own required role (DESIGN §5),
         // enforced per checkpoint in `approvals_decide`; the table only admits the attempt.
@@ -42,12 +43,22 @@ pub fn required_role(action: &str) -> Role {
         | "approvals reject" => Role::Viewer,
         "ingest" | "checkpoint" | "cost record" | "budget check" | "approvals create" | "approvals expire" | "artifacts put"
         | "artifacts get" => Role::Operator,
-        "verify" | "compliance export" | "compliance holds" | "approvals report" | "rebuild" | "alerts" | "alerts thresholds" => Role::Auditor,
+        "verify"
+        | "compliance export"
+        | "lifecycle summary"
+        | "compliance holds"
+        | "approvals report"
+        | "rebuild"
+        | "alerts"
+        | "alerts thresholds" => Role::Auditor,
         "compliance hold"
         | "compliance release"
         | "compliance delete"
         | "retention run"
         | "retention policy set"
+        | "lifecycle run"
+        | "lifecycle policy set"
+        | "artifacts restore"
         | "artifacts label"
         | "artifacts default-label"
         | "budget set"

@@ -231,9 +231,12 @@ impl Platform {
                 stored_seq: a.stored_seq,
                 status: String::new(),
                 path: None,
+                purged_at: None,
             };
-            match decide(who.clearance, a.label, default, o.require_labels) {
-                Ok(()) => {
+            match (decide(who.clearance, a.label, default, o.require_labels), a.purged_at) {
+                // Lifecycle destroyed the content: the bundle still accounts for the artifact.
+                (Ok(()), Some(at)) => w.purged_artifact(line, at)?,
+                (Ok(()), None) => {
                     let dek = log
                         .keys()?
                         .dek(log.backend(), &a.tenant, a.dek_version)?
@@ -243,7 +246,7 @@ impl Platform {
                     };
                     w.artifact(line, Some(&mut write))?;
                 }
-                Err(d) => {
+                (Err(d), _) => {
                     w.count("artifacts_denied", 1);
                     if o.policy == Policy::Redact {
                         w.artifact(line, None)?;

@@ -12,7 +12,7 @@ use custos_compliance::ComplianceError;
 use custos_domain::{format_ts, now_micros, TenantId, Timestamp, SYSTEM_TENANT};
 use custos_eventlog::backend::TenantHead;
 use custos_eventlog::Query;
-use custos_projections::{snapshot, HoldsView, Projection, RetentionPolicies};
+use custos_projections::{snapshot, HoldsView, LifecyclePolicies, Projection, RetentionPolicies};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -31,6 +31,9 @@ pub struct ComplianceViews {
     pub holds: HoldsView,
     /// Retention policies somebody set.
     pub policies: RetentionPolicies,
+    /// Artifact lifecycle windows somebody set (absent from snapshots older than issue 8).
+    #[serde(default)]
+    pub lifecycle: LifecyclePolicies,
     /// `_system` tenant_seq folded up to.
     pub system_seq: u64,
 }
@@ -87,6 +90,7 @@ impl ComplianceViews {
     fn apply(&mut self, e: &custos_eventlog::Event) {
         self.holds.apply(e);
         self.policies.apply(e);
+        self.lifecycle.apply(e);
         self.system_seq = e.header.tenant_seq;
     }
 }

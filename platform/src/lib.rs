@@ -23,6 +23,7 @@ mod holds;
 mod ingest;
 mod key_lifecycle;
 mod keys;
+mod lifecycle;
 mod read;
 mod retention;
 pub mod sample;
@@ -51,6 +52,7 @@ pub use key_lifecycle::{
     KeyPolicy, KeyStatus, LifecycleOpts, ReencryptResult, RetireResult, RewrapResult, RootRotation, DEFAULT_ROTATION_DAYS,
 };
 pub use keys::KekInfo;
+pub use lifecycle::{LifecycleSummary, TierCount, TierCounts};
 pub use read::{parse_expect, EventFilter};
 
 /// What `custos init` prints. The token is shown once and never stored.

@@ -63,9 +63,20 @@ impl Platform {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RetentionReport, PlatformError> {
         let as_of = as_of.unwrap_or_else(now_micros);
+        self.retrying_on_governance(dry_run, |log, v| enforce(log, &v.policies, &v.holds, v.system_seq, as_of, dry_run, &p.name, progress))
+    }
+
+    /// Runs `f` on the current governance views; when another process changed `_system`
+    /// meanwhile (`Conflict` from the re-check inside `f`'s transaction) folds again and
+    /// retries a few times. A live run refreshes the governance snapshot afterwards.
+    pub(crate) fn retrying_on_governance<T>(
+        &mut self,
+        dry_run: bool,
+        mut f: impl FnMut(&mut custos_eventlog::EventLog, &crate::ComplianceViews) -> Result<T, RetentionError>,
+    ) -> Result<T, PlatformError> {
         for attempt in 0..RETRIES {
             let v = self.compliance_views()?;
-            match enforce(&mut self.log, &v.policies, &v.holds, v.system_seq, as_of, dry_run, &p.name, progress) {
+            match f(&mut self.log, &v) {
                 Ok(r) => {
                     if !dry_run {
                         self.refresh_governance_snapshot();

@@ -14,12 +14,14 @@ pub mod budgets;
 pub mod checkpoints;
 pub mod holds;
 mod keyring;
+pub mod lifecycle;
 pub mod retention;
 pub mod snapshot;
 
 pub use actors::{ActorState, ActorsView};
 pub use holds::{HoldState, HoldsView};
 pub use keyring::{KekState, KeyringView};
+pub use lifecycle::LifecyclePolicies;
 pub use retention::{PolicyState, RetentionPolicies};
 
 /// A read model folded from events.

@@ -15,8 +15,10 @@
 
 mod enforce;
 mod error;
+pub mod lifecycle;
 mod policy;
 
 pub use enforce::{enforce, RetentionReport, MICROS_PER_DAY};
 pub use error::RetentionError;
+pub use lifecycle::{LifecycleItem, LifecycleReport, Windows, DEFAULT_WINDOWS};
 pub use policy::{default_days, effective_days, list, plan_set, validate_days, PolicyRow, DEFAULT_DAYS, MAX_DAYS};

@@ -48,6 +48,12 @@ fn key_rotation_keeps_old_events_readable() -> TestResult {
     scenarios::key_rotation_keeps_old_events_readable(&s)
 }
 
+#[test]
+fn artifact_lifecycle_moves_restores_and_purges() -> TestResult {
+    let Some(s) = pg_store() else { return Ok(()) };
+    scenarios::artifact_lifecycle_moves_restores_and_purges(&s)
+}
+
 /// The advisory-lock test: four processes append at once, the chain stays linear.
 #[test]
 fn four_processes_ingesting_at_once_lose_nothing() -> TestResult {

@@ -33,6 +33,14 @@ pub enum ArtifactsCmd {
         /// Artifact id.
         id: String,
     },
+    /// Bring an artifact back to a hotter tier and restart its lifecycle age (Compliance+).
+    Restore {
+        /// Artifact id.
+        id: String,
+        /// hot or warm.
+        #[arg(long)]
+        to: String,
+    },
     /// Set an artifact's classification label (Compliance+).
     Label {
         /// Artifact id.
@@ -102,7 +110,11 @@ pub fn run(ctx: &Ctx, c: ArtifactsCmd) -> anyhow::Result<()> {
             ctx.out.emit(&json!({"artifacts": list}), || {
                 let mut s = String::new();
                 for a in &list {
-                    s += &format!("{}  {:<12} {:<12} {:>12} B  {}\n", a.artifact_id, a.tenant, a.effective_label, a.size, a.name);
+                    let tier = if a.purged_at.is_some() { "purged" } else { a.tier.as_str() };
+                    s += &format!(
+                        "{}  {:<12} {:<12} {:<6} {:>12} B  {}\n",
+                        a.artifact_id, a.tenant, a.effective_label, tier, a.size, a.name
+                    );
                 }
                 if list.is_empty() {
                     s += "no artifacts\n";
@@ -114,6 +126,12 @@ pub fn run(ctx: &Ctx, c: ArtifactsCmd) -> anyhow::Result<()> {
             let (p, _) = ctx.authorized("artifacts show", None)?;
             let info = p.artifact_show(&id)?;
             ctx.out.emit(&info, || serde_json::to_string_pretty(&info).unwrap_or_default())
+        }
+        ArtifactsCmd::Restore { id, to } => {
+            let to = super::lifecycle::tier(&to)?;
+            let (mut p, who) = ctx.authorized("artifacts restore", None)?;
+            let v = p.artifact_restore(&who, &id, to)?;
+            ctx.out.emit(&v, || format!("{id}: tier {} -> {}, age restarted\n", v["from"].as_str().unwrap_or_default(), to))
         }
         ArtifactsCmd::Label { id, label: l } => {
             let l = label(&l)?;

@@ -12,6 +12,7 @@ pub(crate) mod budgets;
 pub mod export;
 pub mod holds;
 mod keys_lifecycle;
+pub mod lifecycle;
 mod log;
 mod meta;
 mod quickstart;
@@ -98,6 +99,7 @@ pub fn run(cli: Cli, settings: Effective) -> anyhow::Result<()> {
         Command::Budget(c) => budgets::budget(&ctx, c),
         Command::Approvals(c) => approvals::run(&ctx, c),
         Command::Artifacts(c) => artifacts::run(&ctx, c),
+        Command::Lifecycle(c) => lifecycle::run(&ctx, c),
         Command::Redact(a) => redact::run(&ctx, a),
         Command::Alerts(a) => alerts::run(&ctx, a),
         Command::Serve(a) => serve::run(&ctx, a),

@@ -221,10 +221,14 @@ pub struct ArtifactLine {
     pub effective_label: String,
     /// Global seq of its `artifact_stored` event.
     pub stored_seq: u64,
-    /// `exported` (content at `path`) or `redacted` (policy redact: metadata only).
+    /// `exported` (content at `path`), `redacted` (policy redact: metadata only) or
+    /// `purged` (lifecycle destroyed the content: metadata and SHA-256 only).
     pub status: String,
     /// Content file inside the bundle, when exported.
     pub path: Option<String>,
+    /// When lifecycle purged the content (µs), for `purged` lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged_at: Option<i64>,
 }
 
 /// The exporter as recorded in the manifest.

@@ -452,6 +452,7 @@ pub fn verify_bundle(
     // 6. Artifacts: index lines and contents.
     let mut art_exported = 0u64;
     let mut art_redacted = 0u64;
+    let mut art_purged = 0u64;
     let mut referenced = BTreeSet::new();
     if m.files.contains_key(ARTIFACT_INDEX) {
         lines(dir, ARTIFACT_INDEX, &mut |n, t| {
@@ -467,6 +468,7 @@ pub fn verify_bundle(
                     report.artifacts_checked += 1;
                 }
                 ("redacted", None) => art_redacted += 1,
+                ("purged", None) => art_purged += 1,
                 _ => return Err(invalid("artifacts", format!("index line {n}: bad status/path"))),
             }
             Ok(())
@@ -486,6 +488,7 @@ pub fn verify_bundle(
     want.insert("events_out_of_range".into(), report.out_of_range);
     want.insert("artifacts".into(), art_exported);
     want.insert("artifacts_redacted".into(), art_redacted);
+    want.insert("artifacts_purged".into(), art_purged);
     for (k, v) in &m.counts {
         if k == "artifacts_denied" {
             if *v < art_redacted {

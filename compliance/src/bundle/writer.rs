@@ -250,9 +250,6 @@ impl BundleWriter {
     /// Adds an artifact: with `content`, its bytes are streamed into `artifacts/<id>` and the
     /// written size and SHA-256 must match the index line; without, only the index line (policy redact).
     pub fn artifact(&mut self, mut line: ArtifactLine, content: Option<&mut ContentWriter<'_>>) -> Result<(), BundleError> {
-        if self.index.is_none() {
-            self.index = Some(HFile::create(&self.staging.path().join(ARTIFACT_INDEX))?);
-        }
         match content {
             Some(write) => {
                 let rel = format!("artifacts/{}", line.artifact_id);
@@ -273,8 +270,25 @@ impl BundleWriter {
                 self.count("artifacts_redacted", 1);
             }
         }
+        self.index_line(&line)
+    }
+
+    /// Adds an artifact whose content lifecycle purged: an index line with its metadata and
+    /// SHA-256 (status `purged`, no path), counted as `artifacts_purged`.
+    pub fn purged_artifact(&mut self, mut line: ArtifactLine, purged_at: i64) -> Result<(), BundleError> {
+        line.status = "purged".into();
+        line.path = None;
+        line.purged_at = Some(purged_at);
+        self.count("artifacts_purged", 1);
+        self.index_line(&line)
+    }
+
+    fn index_line(&mut self, line: &ArtifactLine) -> Result<(), BundleError> {
+        if self.index.is_none() {
+            self.index = Some(HFile::create(&self.staging.path().join(ARTIFACT_INDEX))?);
+        }
         self.line.clear();
-        serde_json::to_writer(&mut self.line, &line).map_err(|e| io(ARTIFACT_INDEX, e))?;
+        serde_json::to_writer(&mut self.line, line).map_err(|e| io(ARTIFACT_INDEX, e))?;
         self.line.push(b'\n');
         if let Some(f) = self.index.as_mut() {
             f.write_all(&self.line).map_err(|e| io(ARTIFACT_INDEX, e))?;
