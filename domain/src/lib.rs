@@ -12,6 +12,7 @@ mod category;
 pub mod checkpoint;
 mod error;
 mod event;
+pub mod freeze;
 pub mod kinds;
 mod money;
 mod role;

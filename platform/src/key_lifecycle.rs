@@ -171,7 +171,7 @@ fn system_event(kind: &str, data: Value, actor: &str) -> Pending {
 
 impl Platform {
     /// Decrypted `_system` events of `kind`, oldest first.
-    fn system_events_of(&self, kind: &str) -> Result<Vec<(Timestamp, Option<String>, Value)>, PlatformError> {
+    pub(crate) fn system_events_of(&self, kind: &str) -> Result<Vec<(Timestamp, Option<String>, Value)>, PlatformError> {
         let q = Query { tenant: Some(TenantId::system().as_str().into()), kind: Some(kind.into()), ..Default::default() };
         let mut out = vec![];
         self.log.read(&q, &mut |e| {

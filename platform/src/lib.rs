@@ -17,6 +17,7 @@ mod budgets;
 mod defaults;
 mod error;
 mod export;
+mod freeze;
 pub mod governance;
 mod holds;
 mod ingest;
@@ -25,6 +26,7 @@ mod keys;
 mod read;
 mod retention;
 pub mod sample;
+mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -43,6 +45,7 @@ pub use budgets::{tenant_report, BudgetShow, CostRecordResult, CostReport, Tenan
 pub use defaults::Defaults;
 pub use error::PlatformError;
 pub use export::{verify_bundle_path, ExportOptions, ExportResult};
+pub use freeze::{FreezeResult, UnfreezeResult};
 pub use holds::{ComplianceViews, HoldInfo, ReleaseInfo};
 pub use ingest::{IngestOptions, IngestReport};
 pub use key_lifecycle::{
@@ -50,6 +53,7 @@ pub use key_lifecycle::{
 };
 pub use keys::KekInfo;
 pub use read::{parse_expect, EventFilter};
+pub use status::{ApprovalsSummary, CheckpointSummary, HoldsSummary, LastRun, StatusReport, StoreSummary};
 
 /// What `custos init` prints. The token is shown once and never stored.
 #[derive(Debug, Serialize)]
