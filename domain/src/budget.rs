@@ -372,25 +372,25 @@ pub fn decide_check(s: &BudgetInputs, cmd: &CheckBudget) -> (BudgetOutcome, Vec<
         r
     } else {
         match (decision, limit) {
-        (Decision::Deny, Some(c)) => {
-            let p = UsdMicros(c.spent_usd_micros.saturating_add(usd));
-            let b = UsdMicros(c.budget_usd_micros);
-            match c.scope {
-                BudgetScope::Global => format!("budget exceeded: projected global {p} exceeds global {} budget {b}", c.period.as_str()),
-                _ => format!("budget exceeded: projected {p} exceeds {} budget {b} {}", c.period.as_str(), who(&c)),
+            (Decision::Deny, Some(c)) => {
+                let p = UsdMicros(c.spent_usd_micros.saturating_add(usd));
+                let b = UsdMicros(c.budget_usd_micros);
+                match c.scope {
+                    BudgetScope::Global => format!("budget exceeded: projected global {p} exceeds global {} budget {b}", c.period.as_str()),
+                    _ => format!("budget exceeded: projected {p} exceeds {} budget {b} {}", c.period.as_str(), who(&c)),
+                }
             }
-        }
-        (Decision::Throttle, Some(c)) => format!(
-            "throttle: projected {} is at or above {}% of the {} {} budget {} {}",
-            UsdMicros(c.spent_usd_micros.saturating_add(usd)),
-            format_permille(s.thresholds.soft_permille * 100).trim_end_matches(".0"),
-            if c.scope == BudgetScope::Global { "global" } else { "tenant" },
-            c.period.as_str(),
-            UsdMicros(c.budget_usd_micros),
-            who(&c)
-        ),
-        _ if checks.is_empty() => format!("allow: no budget applies to tenant {}", cmd.tenant),
-        _ => "allow: projected spend is under every soft threshold".to_string(),
+            (Decision::Throttle, Some(c)) => format!(
+                "throttle: projected {} is at or above {}% of the {} {} budget {} {}",
+                UsdMicros(c.spent_usd_micros.saturating_add(usd)),
+                format_permille(s.thresholds.soft_permille * 100).trim_end_matches(".0"),
+                if c.scope == BudgetScope::Global { "global" } else { "tenant" },
+                c.period.as_str(),
+                UsdMicros(c.budget_usd_micros),
+                who(&c)
+            ),
+            _ if checks.is_empty() => format!("allow: no budget applies to tenant {}", cmd.tenant),
+            _ => "allow: projected spend is under every soft threshold".to_string(),
         }
     };
     let g = |lim: Option<i64>, spent: i64| lim.map(|_| spent.saturating_add(usd));

@@ -5,8 +5,8 @@
 //! gathers. Freezes come first because they change what every budget check answers.
 
 use custos_domain::checkpoint::Status as CheckpointStatus;
-use custos_domain::freeze::FreezeInfo;
 use custos_domain::format_ts;
+use custos_domain::freeze::FreezeInfo;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -102,9 +102,12 @@ impl Platform {
             events: head.size,
             global_head: hex::encode(head.chain),
         };
-        let last_checkpoint = self.log.backend().checkpoints()?.into_iter().max_by_key(|c| (c.size, c.signed_at)).map(|c| {
-            CheckpointSummary { seq: c.size, signed_at: format_ts(c.signed_at), events_since: head.size.saturating_sub(c.size) }
-        });
+        let last_checkpoint =
+            self.log.backend().checkpoints()?.into_iter().max_by_key(|c| (c.size, c.signed_at)).map(|c| CheckpointSummary {
+                seq: c.size,
+                signed_at: format_ts(c.signed_at),
+                events_since: head.size.saturating_sub(c.size),
+            });
         let active = self.holds_list(None)?;
         let holds = HoldsSummary { count: active.len(), active };
         let mut pending = self.approvals_list(None, Some(CheckpointStatus::Pending))?;

@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 const REASON: &str = "INC-4711 runaway agent";
 
 fn seed(s: &Store) {
-    let lines: Vec<String> =
-        ["acme", "globex"].iter().map(|t| line(t, "runs", "job_done", json!({"t": t}))).collect();
+    let lines: Vec<String> = ["acme", "globex"].iter().map(|t| line(t, "runs", "job_done", json!({"t": t}))).collect();
     s.ingest(&lines.join("\n"));
 }
 

@@ -69,9 +69,15 @@ pub fn freeze(ctx: &Ctx, a: FreezeArgs) -> anyhow::Result<()> {
     ctx.out.emit(&r, || {
         let what = r.freeze.describe_scope();
         if r.already_frozen {
-            format!("already frozen: {what} by {} since {} ({:?}); nothing recorded", r.freeze.frozen_by, r.freeze.frozen_at, r.freeze.reason)
+            format!(
+                "already frozen: {what} by {} since {} ({:?}); nothing recorded",
+                r.freeze.frozen_by, r.freeze.frozen_at, r.freeze.reason
+            )
         } else {
-            format!("freeze_applied: {what} by {} at {}; every budget check it covers now answers deny (exit 4)", who.name, r.freeze.frozen_at)
+            format!(
+                "freeze_applied: {what} by {} at {}; every budget check it covers now answers deny (exit 4)",
+                who.name, r.freeze.frozen_at
+            )
         }
     })
 }

@@ -48,7 +48,10 @@ pub fn human(s: &StatusReport) -> String {
         &mut o,
         "pending approvals",
         match &s.approvals.oldest {
-            Some(c) => format!("{} (oldest {} of {}, created {}, expires {})", s.approvals.pending, c.checkpoint_id, c.tenant, c.created_at, c.expires_at),
+            Some(c) => format!(
+                "{} (oldest {} of {}, created {}, expires {})",
+                s.approvals.pending, c.checkpoint_id, c.tenant, c.created_at, c.expires_at
+            ),
             None => "0".into(),
         },
     );
