@@ -103,7 +103,7 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
     );
     say(&format!(
         "\n== next: try these\n{env}\ncustos whoami\ncustos events list --tenant globex --category costs --limit 5\n\
-         custos verify --expect {}:{}\ncustos keys list\ncustos actors add auditor-1 --role Auditor --clearance Confidential\n",
+         custos verify --expect {}:{}\ncustos status\ncustos keys list\ncustos actors add auditor-1 --role Auditor --clearance Confidential\n",
         receipt.last_seq, receipt.global_head
     ));
     if out.json {
