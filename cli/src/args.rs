@@ -70,6 +70,14 @@ pub enum Command {
     Actors(ActorsCmd),
     /// Show who the token belongs to.
     Whoami,
+    /// The incident screen: active freezes first, then store size and head, last checkpoint,
+    /// legal holds, pending approvals, key ages, last retention run and backup (Auditor+).
+    Status,
+    /// Emergency freeze: every budget check (of --tenant, or of all tenants) answers deny
+    /// until `unfreeze` (Admin); `freeze status` lists active freezes (Auditor+).
+    Freeze(crate::cmd::freeze::FreezeArgs),
+    /// Lift the global freeze, or --tenant's (Admin). Exit 1 when that scope is not frozen.
+    Unfreeze(crate::cmd::freeze::UnfreezeArgs),
     /// Recompute projections from the log and repair any drift (Auditor+).
     Rebuild,
     /// A guided tour on a fresh store: ingest a sample workload, read, verify.

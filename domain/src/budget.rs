@@ -12,6 +12,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::freeze::FreezeInfo;
 use crate::{Timestamp, UsdMicros};
 
 /// Microseconds in one UTC day.
@@ -305,6 +306,9 @@ pub struct BudgetOutcome {
     pub reason: String,
     /// UTC day checked (YYYY-MM-DD).
     pub day: String,
+    /// The freeze that decided, when one applies (then the decision is `deny` whatever the spend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<FreezeInfo>,
 }
 
 /// What a check reads: spends and limits, already resolved by the caller.
@@ -326,6 +330,8 @@ pub struct BudgetInputs {
     pub thresholds: Thresholds,
     /// Day checked.
     pub day: i64,
+    /// The active freeze covering the tenant (global first), if any.
+    pub freeze: Option<FreezeInfo>,
 }
 
 /// `decide(state, command) -> events`: the budget pre-flight. Returns the outcome and
@@ -352,30 +358,40 @@ pub fn decide_check(s: &BudgetInputs, cmd: &CheckBudget) -> (BudgetOutcome, Vec<
     }
     let decision = worst.map(|(d, _)| d).unwrap_or(Decision::Allow);
     let limit = worst.filter(|(d, _)| *d != Decision::Allow).map(|(_, c)| c);
+    // An emergency freeze denies whatever the spend; the projections stay in the answer
+    // so an operator sees what the check would otherwise have said.
+    let (decision, limit, frozen_reason) = match &s.freeze {
+        Some(f) => (Decision::Deny, None, Some(f.denial_reason())),
+        None => (decision, limit, None),
+    };
     let who = |c: &LimitCheck| match c.scope {
         BudgetScope::Global => "global".to_string(),
         _ => format!("for tenant {}", cmd.tenant),
     };
-    let reason = match (decision, limit) {
-        (Decision::Deny, Some(c)) => {
-            let p = UsdMicros(c.spent_usd_micros.saturating_add(usd));
-            let b = UsdMicros(c.budget_usd_micros);
-            match c.scope {
-                BudgetScope::Global => format!("budget exceeded: projected global {p} exceeds global {} budget {b}", c.period.as_str()),
-                _ => format!("budget exceeded: projected {p} exceeds {} budget {b} {}", c.period.as_str(), who(&c)),
+    let reason = if let Some(r) = frozen_reason {
+        r
+    } else {
+        match (decision, limit) {
+            (Decision::Deny, Some(c)) => {
+                let p = UsdMicros(c.spent_usd_micros.saturating_add(usd));
+                let b = UsdMicros(c.budget_usd_micros);
+                match c.scope {
+                    BudgetScope::Global => format!("budget exceeded: projected global {p} exceeds global {} budget {b}", c.period.as_str()),
+                    _ => format!("budget exceeded: projected {p} exceeds {} budget {b} {}", c.period.as_str(), who(&c)),
+                }
             }
+            (Decision::Throttle, Some(c)) => format!(
+                "throttle: projected {} is at or above {}% of the {} {} budget {} {}",
+                UsdMicros(c.spent_usd_micros.saturating_add(usd)),
+                format_permille(s.thresholds.soft_permille * 100).trim_end_matches(".0"),
+                if c.scope == BudgetScope::Global { "global" } else { "tenant" },
+                c.period.as_str(),
+                UsdMicros(c.budget_usd_micros),
+                who(&c)
+            ),
+            _ if checks.is_empty() => format!("allow: no budget applies to tenant {}", cmd.tenant),
+            _ => "allow: projected spend is under every soft threshold".to_string(),
         }
-        (Decision::Throttle, Some(c)) => format!(
-            "throttle: projected {} is at or above {}% of the {} {} budget {} {}",
-            UsdMicros(c.spent_usd_micros.saturating_add(usd)),
-            format_permille(s.thresholds.soft_permille * 100).trim_end_matches(".0"),
-            if c.scope == BudgetScope::Global { "global" } else { "tenant" },
-            c.period.as_str(),
-            UsdMicros(c.budget_usd_micros),
-            who(&c)
-        ),
-        _ if checks.is_empty() => format!("allow: no budget applies to tenant {}", cmd.tenant),
-        _ => "allow: projected spend is under every soft threshold".to_string(),
     };
     let g = |lim: Option<i64>, spent: i64| lim.map(|_| spent.saturating_add(usd));
     let out = BudgetOutcome {
@@ -395,6 +411,7 @@ pub fn decide_check(s: &BudgetInputs, cmd: &CheckBudget) -> (BudgetOutcome, Vec<
         limit,
         reason,
         day: day_string(s.day),
+        freeze: s.freeze.clone(),
     };
     let events = match decision {
         Decision::Allow => vec![],
@@ -527,6 +544,27 @@ mod tests {
     fn given_spend_when_over_then_deny_message_names_amounts() {
         let (o, _) = decide_check(&inputs(0, 10_000), &check(15_000));
         assert_eq!(o.reason, "budget exceeded: projected $0.015000 exceeds daily budget $0.010000 for tenant acme-corp");
+    }
+
+    #[test]
+    fn given_a_freeze_when_checked_then_deny_names_it_and_is_recorded() {
+        let f = crate::freeze::FreezeInfo {
+            scope: crate::freeze::FreezeScope::Global,
+            tenant: None,
+            reason: "INC-1".into(),
+            frozen_by: "alice".into(),
+            frozen_at: "2026-01-01T00:00:00Z".into(),
+        };
+        // No budget at all and a tiny request: still denied.
+        let s = BudgetInputs { freeze: Some(f.clone()), ..Default::default() };
+        let (o, ev) = decide_check(&s, &check(1));
+        assert_eq!(o.decision, Decision::Deny);
+        assert_eq!(o.freeze.as_ref(), Some(&f));
+        assert!(o.reason.contains("global freeze by alice") && o.reason.contains("INC-1"), "{}", o.reason);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].0, "budget_denied");
+        let (o, _) = decide_check(&BudgetInputs::default(), &check(1));
+        assert!(o.freeze.is_none() && o.decision == Decision::Allow);
     }
 
     #[test]

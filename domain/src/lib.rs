@@ -13,6 +13,7 @@ mod category;
 pub mod checkpoint;
 mod error;
 mod event;
+pub mod freeze;
 pub mod kinds;
 mod money;
 mod role;

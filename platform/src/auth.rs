@@ -27,7 +27,6 @@ pub fn required_role(action: &str) -> Role {
         "events list"
         | "events show"
         | "whoami"
-        | "status"
         | "budget show"
         | "cost report"
         | "approvals list"
@@ -50,7 +49,10 @@ pub fn required_role(action: &str) -> Role {
         | "approvals report"
         | "rebuild"
         | "alerts"
-        | "alerts thresholds" => Role::Auditor,
+        | "alerts thresholds"
+        // The incident screen shows holds, key ages and freezes: audit-level information.
+        | "status"
+        | "freeze status" => Role::Auditor,
         "compliance hold"
         | "compliance release"
         | "compliance delete"
@@ -66,6 +68,7 @@ pub fn required_role(action: &str) -> Role {
         | "approvals config"
         | "alerts set"
         | "backup" => Role::Compliance,
+        "freeze" | "unfreeze" => Role::Admin,
         "keys list" | "keys active" | "keys status" | "keys policy" | "keys rotate" | "keys rewrap" | "keys retire" | "keys reencrypt"
         | "keys rotate-root" => Role::Admin,
         _ => Role::Admin,
@@ -146,6 +149,10 @@ mod tests {
         assert_eq!(required_role("verify"), Role::Auditor);
         assert_eq!(required_role("compliance delete"), Role::Compliance);
         assert_eq!(required_role("keys rotate"), Role::Admin);
+        assert_eq!(required_role("status"), Role::Auditor);
+        assert_eq!(required_role("freeze status"), Role::Auditor);
+        assert_eq!(required_role("freeze"), Role::Admin);
+        assert_eq!(required_role("unfreeze"), Role::Admin);
         assert_eq!(required_role("actors add"), Role::Admin);
         assert_eq!(required_role("something new"), Role::Admin, "unknown actions default to the highest role");
     }

@@ -13,7 +13,7 @@ use custos_domain::budget::{
 use custos_domain::kinds::CostRecorded;
 use custos_domain::{now_micros, Category, TenantId, Timestamp, SYSTEM_TENANT};
 use custos_projections::budgets::{BudgetConfigView, Spend, SpendView};
-use custos_projections::snapshot::{self, load_folded_in, Folded};
+use custos_projections::snapshot::{self, load_folded_in, Folded, Loaded};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -308,6 +308,8 @@ impl Platform {
 
     /// The pre-flight: decides allow / throttle / deny and records throttles and denials
     /// in `_system`. A deny is returned as an outcome (the caller exits 4 after printing it).
+    /// An active freeze covering the tenant (read from the same `budget-config` snapshot)
+    /// denies whatever the spend.
     pub fn budget_check(&mut self, who: &Principal, tenant: &str, usd_micros: i64) -> Result<BudgetOutcome, PlatformError> {
         let tenant = tenant_arg(tenant)?;
         let now = now_micros();
@@ -322,9 +324,11 @@ impl Platform {
             global_limits: cfg.global,
             thresholds: cfg.thresholds,
             day,
+            freeze: cfg.freezes.covering(&tenant).map(|f| f.info()),
             ..Default::default()
         };
-        if !cfg.global.is_empty() {
+        // Global spend only matters when no freeze already decided.
+        if !cfg.global.is_empty() && inputs.freeze.is_none() {
             let all = self.spend_views(None)?;
             let (gd, gm) = sum_spend(&all, day);
             inputs.global_day = gd;
@@ -421,9 +425,22 @@ fn self_config_append(
     data: &Value,
     actor: &str,
 ) -> Result<(), PlatformError> {
-    let mut l = load_folded_in::<BudgetConfigView>(a, SYSTEM_TENANT)?;
+    let l = load_folded_in::<BudgetConfigView>(a, SYSTEM_TENANT)?;
+    push_config(a, l, kind, at, data, actor)
+}
+
+/// Appends a `_system` config event onto `l` (the config read under this appender's
+/// lock, so a caller may decide on it first) and saves the snapshot it leads to.
+pub(crate) fn push_config(
+    a: &mut custos_eventlog::Appender<'_>,
+    mut l: Loaded<BudgetConfigView>,
+    kind: &str,
+    at: Timestamp,
+    data: &Value,
+    actor: &str,
+) -> Result<(), PlatformError> {
     a.push(&[pending(SYSTEM_TENANT, Category::Governance, kind, at, data.clone(), actor)?])?;
-    l.state.apply_parts(kind, data);
+    l.state.apply_parts(kind, data, Some(actor), at);
     snapshot::save_in(a, SYSTEM_TENANT, BudgetConfigView::NAME, l.covers + 1, &l.state)?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 //!   tenant's own limits; anomaly days recorded. Covers a tenant_seq.
 //! - `checkpoints` per tenant ([`CheckpointsView`]). Covers a tenant_seq.
 //! - `budget-config` in `_system` ([`BudgetConfigView`]): global and tenant-default
-//!   limits, thresholds, default checkpoint expiry. Covers a `_system` tenant_seq.
+//!   limits, thresholds, default checkpoint expiry, active freezes. Covers a `_system` tenant_seq.
 //! - `checkpoint-directory` in `_system` ([`CheckpointDirectory`]): checkpoint id → tenant.
 //!   Covers a **global** seq; written in the same transaction as every `checkpoint_created`.
 //!
@@ -38,6 +38,8 @@ const FOLDED_KINDS: &[&str] = &[
     "budget_set",
     "budget_thresholds_set",
     "approvals_config_set",
+    "freeze_applied",
+    "freeze_lifted",
     "cost_anomaly",
     "checkpoint_created",
     "checkpoint_approved",

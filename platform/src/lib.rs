@@ -18,6 +18,7 @@ mod budgets;
 mod defaults;
 mod error;
 mod export;
+mod freeze;
 pub mod governance;
 mod holds;
 mod ingest;
@@ -27,6 +28,7 @@ mod lifecycle;
 mod read;
 mod retention;
 pub mod sample;
+mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +48,7 @@ pub use budgets::{tenant_report, BudgetShow, CostRecordResult, CostReport, Tenan
 pub use defaults::Defaults;
 pub use error::PlatformError;
 pub use export::{verify_bundle_path, ExportOptions, ExportResult};
+pub use freeze::{FreezeResult, UnfreezeResult};
 pub use holds::{ComplianceViews, HoldInfo, ReleaseInfo};
 pub use ingest::{IngestOptions, IngestReport};
 pub use key_lifecycle::{
@@ -54,6 +57,7 @@ pub use key_lifecycle::{
 pub use keys::KekInfo;
 pub use lifecycle::{LifecycleSummary, TierCount, TierCounts};
 pub use read::{parse_expect, EventFilter};
+pub use status::{ApprovalsSummary, CheckpointSummary, HoldsSummary, LastRun, StatusReport, StoreSummary};
 
 /// What `custos init` prints. The token is shown once and never stored.
 #[derive(Debug, Serialize)]

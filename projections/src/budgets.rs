@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use custos_domain::budget::{utc_day, BudgetScope, BudgetSet, Limits, Thresholds};
 use custos_domain::checkpoint::ApprovalsConfigSet;
 use custos_domain::kinds::CostRecorded;
-use custos_domain::Category;
+use custos_domain::{Category, Timestamp};
 use custos_eventlog::Event;
 use serde::{Deserialize, Serialize};
 
+use crate::freezes::FreezesView;
 use crate::snapshot::Folded;
 use crate::Projection;
 
@@ -134,12 +135,17 @@ pub struct BudgetConfigView {
     pub thresholds: Thresholds,
     /// Default checkpoint expiry, seconds (None = 72 h).
     pub default_expiry_secs: Option<i64>,
+    /// Active emergency freezes: here because the budget check must honour them with the
+    /// one snapshot it already loads. `default` so snapshots written before freezes load.
+    #[serde(default)]
+    pub freezes: FreezesView,
 }
 
 impl BudgetConfigView {
-    /// Folds the parts of a `_system` event.
-    pub fn apply_parts(&mut self, kind: &str, data: &serde_json::Value) {
+    /// Folds the parts of a `_system` event (`actor` and `at` are the event's; freezes quote them).
+    pub fn apply_parts(&mut self, kind: &str, data: &serde_json::Value, actor: Option<&str>, at: Timestamp) {
         match kind {
+            "freeze_applied" | "freeze_lifted" => self.freezes.apply_parts(kind, data, actor, at),
             "budget_set" => {
                 if let Ok(b) = BudgetSet::deserialize(data) {
                     match b.scope {
@@ -178,7 +184,7 @@ impl Projection for BudgetConfigView {
             return;
         }
         if let Some(d) = &ev.data {
-            self.apply_parts(&ev.header.kind, d);
+            self.apply_parts(&ev.header.kind, d, ev.actor.as_deref(), ev.header.occurred_at);
         }
     }
 }
@@ -218,10 +224,12 @@ mod tests {
     #[test]
     fn given_budget_events_when_folded_then_fields_merge_and_defaults_apply() {
         let mut c = BudgetConfigView::default();
-        c.apply_parts("budget_set", &json!({"scope": "tenant_default", "daily_usd_micros": 5}));
-        c.apply_parts("budget_set", &json!({"scope": "tenant_default", "monthly_usd_micros": 100}));
-        c.apply_parts("budget_set", &json!({"scope": "global", "daily_usd_micros": 25}));
-        c.apply_parts("budget_thresholds_set", &json!({"soft_permille": 500, "hard_permille": 900}));
+        c.apply_parts("budget_set", &json!({"scope": "tenant_default", "daily_usd_micros": 5}), None, 0);
+        c.apply_parts("budget_set", &json!({"scope": "tenant_default", "monthly_usd_micros": 100}), None, 0);
+        c.apply_parts("budget_set", &json!({"scope": "global", "daily_usd_micros": 25}), None, 0);
+        c.apply_parts("budget_thresholds_set", &json!({"soft_permille": 500, "hard_permille": 900}), None, 0);
+        c.apply_parts("freeze_applied", &json!({"scope": "global", "reason": "INC"}), Some("alice"), 3);
+        assert_eq!(c.freezes.covering("t").map(|f| f.frozen_by.as_str()), Some("alice"));
         assert_eq!(c.tenant_default, Limits { daily_usd_micros: Some(5), monthly_usd_micros: Some(100) });
         assert_eq!(c.global.daily_usd_micros, Some(25));
         assert_eq!(c.thresholds.soft_permille, 500);
@@ -231,5 +239,12 @@ mod tests {
         v.apply_parts(Category::Governance, "budget_set", 0, &json!({"scope": "tenant", "tenant": "t", "daily_usd_micros": 7}));
         v.apply_parts(Category::Governance, "budget_set", 0, &json!({"scope": "global", "daily_usd_micros": 9}));
         assert_eq!(v.limits.daily_usd_micros, Some(7));
+    }
+
+    #[test]
+    fn a_snapshot_written_before_freezes_existed_still_loads() {
+        let old = json!({"global": {}, "tenant_default": {}, "thresholds": {"soft_permille": 800, "hard_permille": 1000}, "default_expiry_secs": null});
+        let c: BudgetConfigView = serde_json::from_value(old).unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.freezes.active.is_empty());
     }
 }

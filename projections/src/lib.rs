@@ -1,5 +1,5 @@
 //! Read models of custos, folded from the event log: actors, the keyring view,
-//! and (as capabilities land) budgets, checkpoints, labels, holds and policies.
+//! and (as capabilities land) budgets, checkpoints, labels, holds, freezes and policies.
 //!
 //! A projection is a pure fold — `apply` takes an event and cannot fail — so
 //! incremental state always equals state rebuilt from the log. Per-tenant state
@@ -12,6 +12,7 @@
 mod actors;
 pub mod budgets;
 pub mod checkpoints;
+pub mod freezes;
 pub mod holds;
 mod keyring;
 pub mod lifecycle;
@@ -19,6 +20,7 @@ pub mod retention;
 pub mod snapshot;
 
 pub use actors::{ActorState, ActorsView};
+pub use freezes::{FreezeState, FreezesView};
 pub use holds::{HoldState, HoldsView};
 pub use keyring::{KekState, KeyringView};
 pub use lifecycle::LifecyclePolicies;

@@ -10,6 +10,7 @@ mod bench_postgres;
 mod bench_retention;
 pub(crate) mod budgets;
 pub mod export;
+pub mod freeze;
 pub mod holds;
 mod keys_lifecycle;
 pub mod lifecycle;
@@ -18,6 +19,7 @@ mod meta;
 mod quickstart;
 pub mod redact;
 pub mod serve;
+mod status;
 
 use std::path::PathBuf;
 
@@ -89,6 +91,9 @@ pub fn run(cli: Cli, settings: Effective) -> anyhow::Result<()> {
         Command::Keys(c) => admin::keys(&ctx, c),
         Command::Actors(c) => admin::actors(&ctx, c),
         Command::Whoami => admin::whoami(&ctx),
+        Command::Status => status::run(&ctx),
+        Command::Freeze(a) => freeze::freeze(&ctx, a),
+        Command::Unfreeze(a) => freeze::unfreeze(&ctx, a),
         Command::Quickstart(a) => quickstart::run(&ctx, a),
         Command::Bench(a) => bench::run(&ctx, a),
         Command::Compliance(c) => holds::compliance(&ctx, c),

@@ -87,6 +87,14 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
     super::keys_lifecycle::quickstart_step(&mut p, &admin, &say)?;
     super::budgets::quickstart_step(&mut p, &admin, &say)?;
     super::export::quickstart_step(&mut p, &admin, &dir, &say)?;
+    super::freeze::quickstart_step(&mut p, &admin, &say)?;
+
+    // The tour ends where an incident starts: the one screen to read first.
+    say("\n== 9. status: freezes first, then store, checkpoint, holds, approvals, keys, retention, backup (custos status)");
+    let st = p.status()?;
+    for l in super::status::human(&st).lines() {
+        say(&format!("   {l}"));
+    }
 
     let env = format!(
         "export CUSTOS_STORE={store}\nexport CUSTOS_ROOT_KEY_FILE={}\nexport CUSTOS_TOKEN_FILE={}",
@@ -95,7 +103,7 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
     );
     say(&format!(
         "\n== next: try these\n{env}\ncustos whoami\ncustos events list --tenant globex --category costs --limit 5\n\
-         custos verify --expect {}:{}\ncustos keys list\ncustos actors add auditor-1 --role Auditor --clearance Confidential\n",
+         custos verify --expect {}:{}\ncustos status\ncustos keys list\ncustos actors add auditor-1 --role Auditor --clearance Confidential\n",
         receipt.last_seq, receipt.global_head
     ));
     if out.json {
