@@ -882,9 +882,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn artifact_counts_by_dek(&mut self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
-        let mut st = self
-            .tx
-            .prepare_cached("SELECT dek_version, count(*) FROM artifacts WHERE tenant = ?1 AND purged_at IS NULL GROUP BY dek_version ORDER BY dek_version")?;
+        let mut st = self.tx.prepare_cached(
+            "SELECT dek_version, count(*) FROM artifacts WHERE tenant = ?1 AND purged_at IS NULL GROUP BY dek_version ORDER BY dek_version",
+        )?;
         let rows = st.query_map([tenant], |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
