@@ -116,6 +116,18 @@ fn post(url: &str, report: &AlertReport) -> Result<(), String> {
     agent.post(url).content_type("application/json").send(body.as_str()).map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// Quickstart step: what `custos alerts` says about the sample store (the tight budget
+/// set earlier in the tour is expected to fire).
+pub fn quickstart_step(p: &mut custos_platform::Platform, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+    say("\n== 9. alerts: thresholds evaluated over the last 7 days (custos alerts; exit 10 when any fires)");
+    let r = p.alerts_evaluate(&custos_platform::AlertOptions::default())?;
+    say(&format!("   {} of {} alerts firing", r.firing, r.alerts.len()));
+    for a in r.alerts.iter().filter(|a| a.firing) {
+        say(&format!("   FIRING {:<22} {}", a.name, a.detail));
+    }
+    Ok(())
+}
+
 /// Firing alerts first, then the rest, one line each plus its detail.
 fn human(r: &AlertReport) -> String {
     let mut s = format!("alerts as of {} (window since {}): {} firing\n", r.at, r.since, r.firing);

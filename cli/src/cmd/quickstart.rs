@@ -88,6 +88,7 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
     super::budgets::quickstart_step(&mut p, &admin, &say)?;
     super::export::quickstart_step(&mut p, &admin, &dir, &say)?;
     super::freeze::quickstart_step(&mut p, &admin, &say)?;
+    super::alerts::quickstart_step(&mut p, &say)?;
 
     // The tour ends where an incident starts: the one screen to read first.
     say("\n== 9. status: freezes first, then store, checkpoint, holds, approvals, keys, retention, backup (custos status)");
@@ -103,7 +104,7 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
     );
     say(&format!(
         "\n== next: try these\n{env}\ncustos whoami\ncustos events list --tenant globex --category costs --limit 5\n\
-         custos verify --expect {}:{}\ncustos status\ncustos keys list\ncustos actors add auditor-1 --role Auditor --clearance Confidential\n",
+         custos verify --expect {}:{}\ncustos status\ncustos alerts\ncustos lifecycle summary\ncustos keys list\ncustos actors add auditor-1 --role Auditor --clearance Confidential\n",
         receipt.last_seq, receipt.global_head
     ));
     if out.json {
