@@ -54,7 +54,9 @@ pub(crate) fn tier(s: &str) -> Result<Tier, PlatformError> {
 
 fn counts_line(name: &str, c: &TierCounts) -> String {
     let mut s = format!("{name:<20}");
-    for (k, v) in c {
+    // Coldest last, purged after: the order an operator reads a lifecycle in.
+    for k in ["hot", "warm", "cold", "purged"] {
+        let v = c.get(k).copied().unwrap_or_default();
         s += &format!(" {k}: {} ({} B)", v.count, v.bytes);
     }
     s + "\n"
@@ -90,10 +92,10 @@ pub fn run(ctx: &Ctx, c: LifecycleCmd) -> anyhow::Result<()> {
             })?;
             pb.finish_and_clear();
             ctx.out.emit(&r, || {
-                let verb = if r.dry_run { "would be" } else { "were" };
+                let (title, moved, purged) =
+                    if r.dry_run { ("lifecycle dry run", "would move", "would purge") } else { ("lifecycle run", "moved", "purged") };
                 let mut s = format!(
-                    "{} as of {}: {} moved to warm, {} to cold, {} purged ({} B) {verb}\n",
-                    if r.dry_run { "lifecycle dry run" } else { "lifecycle run" },
+                    "{title} as of {}: {moved} {} to warm and {} to cold, {purged} {} ({} B)\n",
                     r.as_of,
                     r.moved.get("warm").copied().unwrap_or(0),
                     r.moved.get("cold").copied().unwrap_or(0),
