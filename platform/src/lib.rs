@@ -25,6 +25,7 @@ mod ingest;
 mod key_lifecycle;
 mod keys;
 mod lifecycle;
+mod listings;
 mod read;
 mod retention;
 pub mod sample;
@@ -55,6 +56,7 @@ pub use key_lifecycle::{
     KeyPolicy, KeyStatus, LifecycleOpts, ReencryptResult, RetireResult, RewrapResult, RootRotation, DEFAULT_ROTATION_DAYS,
 };
 pub use keys::KekInfo;
+pub use listings::{parse_checkpoint_status, parse_usd, CheckpointList, ExpiredList, HoldList, PolicyList};
 pub use lifecycle::{LifecycleSummary, TierCount, TierCounts};
 pub use read::{parse_expect, EventFilter};
 pub use status::{ApprovalsSummary, CheckpointSummary, HoldsSummary, LastRun, StatusReport, StoreSummary};
