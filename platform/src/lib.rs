@@ -56,8 +56,8 @@ pub use key_lifecycle::{
     KeyPolicy, KeyStatus, LifecycleOpts, ReencryptResult, RetireResult, RewrapResult, RootRotation, DEFAULT_ROTATION_DAYS,
 };
 pub use keys::KekInfo;
-pub use listings::{parse_checkpoint_status, parse_usd, CheckpointList, ExpiredList, HoldList, PolicyList};
 pub use lifecycle::{LifecycleSummary, TierCount, TierCounts};
+pub use listings::{parse_checkpoint_status, parse_usd, CheckpointList, ExpiredList, HoldList, PolicyList};
 pub use read::{parse_expect, EventFilter};
 pub use status::{ApprovalsSummary, CheckpointSummary, HoldsSummary, LastRun, StatusReport, StoreSummary};
 

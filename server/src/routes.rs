@@ -283,12 +283,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/budget/check", op(M::POST, Write, "budget check", cap::budget_check))
         .route("/v1/costs", op(M::POST, Write, "cost record", cap::cost_record))
         .route("/v1/costs/report", op(M::GET, Write, "cost report", cap::cost_report))
-        .route("/v1/approvals", op(M::GET, Read, "approvals list", cap::approvals_list).merge(op(M::POST, Write, "approvals create", cap::approvals_create)))
+        .route(
+            "/v1/approvals",
+            op(M::GET, Read, "approvals list", cap::approvals_list).merge(op(M::POST, Write, "approvals create", cap::approvals_create)),
+        )
         .route("/v1/approvals/expire", op(M::POST, Write, "approvals expire", cap::approvals_expire))
         .route("/v1/approvals/{id}", op(M::GET, Read, "approvals show", cap::approvals_show))
         .route("/v1/approvals/{id}/approve", op(M::POST, Write, "approvals approve", cap::approvals_approve))
         .route("/v1/approvals/{id}/reject", op(M::POST, Write, "approvals reject", cap::approvals_reject))
-        .route("/v1/holds", op(M::GET, Read, "compliance holds", cap::holds_list).merge(op(M::POST, Write, "compliance hold", cap::hold_apply)))
+        .route(
+            "/v1/holds",
+            op(M::GET, Read, "compliance holds", cap::holds_list).merge(op(M::POST, Write, "compliance hold", cap::hold_apply)),
+        )
         .route("/v1/holds/release", op(M::POST, Write, "compliance release", cap::hold_release))
         .route("/v1/tenants/{tenant}/delete", op(M::POST, Write, "compliance delete", cap::tenant_delete))
         .route("/v1/retention/run", op(M::POST, Write, "retention run", cap::retention_run))

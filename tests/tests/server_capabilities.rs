@@ -380,7 +380,12 @@ fn bad_input_is_422_and_appends_nothing() {
         ("POST", "/v1/budget/check", Some(json!({"tenant": "acme", "usd": 1e-9})), "usd"),
         ("POST", "/v1/budget/check", Some(json!({"tenant": "Not A Tenant!", "usd": "1"})), "tenant"),
         ("POST", "/v1/budget/check", Some(json!(["acme"])), "object"),
-        ("POST", "/v1/costs", Some(json!({"tenant": "acme", "run": "r", "provider": "p", "model": "m", "usd": "1", "tokens_in": -1})), "tokens_in"),
+        (
+            "POST",
+            "/v1/costs",
+            Some(json!({"tenant": "acme", "run": "r", "provider": "p", "model": "m", "usd": "1", "tokens_in": -1})),
+            "tokens_in",
+        ),
         ("GET", "/v1/costs/report?days=0", None, "days"),
         ("POST", "/v1/approvals", Some(json!({"tenant": "acme", "dag_run": "r", "prompt": "p", "role": "King"})), "role"),
         ("POST", "/v1/approvals", Some(json!({"tenant": "acme", "prompt": "p"})), "dag_run"),
