@@ -149,6 +149,7 @@ fn map_cp(e: CheckpointError) -> PlatformError {
     match e {
         CheckpointError::NotFound(_) => PlatformError::NotFound(e.to_string()),
         CheckpointError::RoleTooLow { .. } => PlatformError::Denied(e.to_string()),
+        CheckpointError::AlreadyDecided { .. } | CheckpointError::Duplicate(_) => PlatformError::Conflict(e.to_string()),
         _ => PlatformError::Input(e.to_string()),
     }
 }

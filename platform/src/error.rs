@@ -23,6 +23,10 @@ pub enum PlatformError {
     /// No token, unknown token, disabled actor or role too low. Recorded as `access_denied`.
     #[error("access denied: {0}")]
     Denied(String),
+    /// The request contradicts the current state (a checkpoint decided twice, an id
+    /// already taken): retrying the same request cannot succeed. Exit 1 like `Input`.
+    #[error("{0}")]
+    Conflict(String),
     /// Blocked by a legal hold.
     #[error("blocked by legal hold: {0}")]
     Held(String),

@@ -25,6 +25,7 @@ mod ingest;
 mod key_lifecycle;
 mod keys;
 mod lifecycle;
+mod listings;
 mod read;
 mod retention;
 pub mod sample;
@@ -56,6 +57,7 @@ pub use key_lifecycle::{
 };
 pub use keys::KekInfo;
 pub use lifecycle::{LifecycleSummary, TierCount, TierCounts};
+pub use listings::{parse_checkpoint_status, parse_usd, CheckpointList, ExpiredList, HoldList, PolicyList};
 pub use read::{parse_expect, EventFilter};
 pub use status::{ApprovalsSummary, CheckpointSummary, HoldsSummary, LastRun, StatusReport, StoreSummary};
 

@@ -77,6 +77,7 @@ impl ApiError {
             PlatformError::BadLine { line, detail } => Self { line: Some(line), ..Self::bad_event(detail) },
             PlatformError::NotFound(d) => Self::new(StatusCode::NOT_FOUND, "not_found", d),
             PlatformError::Denied(d) => Self::new(StatusCode::FORBIDDEN, "forbidden", format!("access denied: {d}")),
+            PlatformError::Conflict(d) => Self::new(StatusCode::CONFLICT, "conflict", d),
             PlatformError::Held(d) => Self::new(StatusCode::CONFLICT, "legal_hold", d),
             PlatformError::Budget(d) => Self::new(StatusCode::PAYMENT_REQUIRED, "budget_exceeded", d),
             PlatformError::Integrity(d) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "integrity", d),

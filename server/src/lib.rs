@@ -14,6 +14,7 @@
 
 pub mod bench;
 mod body;
+mod capabilities;
 mod error;
 pub mod metrics;
 mod pool;

@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::body::{self, Format};
+use crate::capabilities as cap;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
@@ -103,7 +104,7 @@ impl AppState {
     }
 
     /// Runs `f` on the writer thread, after the appends queued before it.
-    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&mut Platform) -> T + Send + 'static) -> Result<T, ApiError> {
+    pub(crate) async fn write<T: Send + 'static>(&self, f: impl FnOnce(&mut Platform) -> T + Send + 'static) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
         let op = Box::new(move |p: &mut Platform| {
             let _ = tx.send(f(p));
@@ -114,7 +115,7 @@ impl AppState {
 
     /// Authenticates the bearer token (401 on failure) and checks the action's
     /// minimum role (403 on failure). Both failures are recorded as `access_denied`.
-    async fn auth(&self, headers: &HeaderMap, action: &'static str, tenant: Option<String>) -> Result<Principal, ApiError> {
+    pub(crate) async fn auth(&self, headers: &HeaderMap, action: &'static str, tenant: Option<String>) -> Result<Principal, ApiError> {
         let token = bearer(headers);
         let hash = token.as_deref().map(custos_crypto::hash_token);
         // Fast path: a principal resolved less than AUTH_CACHE_TTL ago, with a role high
@@ -252,7 +253,8 @@ pub fn op(method: MethodFilter, access: Access, action: &'static str, f: OpFn) -
                 serde_json::from_slice(&body).map_err(|e| ApiError::bad_event(format!("the body is not JSON: {e}")))?
             };
             let input = OpInput { path, query, body };
-            let tenant = input.param("tenant").map(str::to_string);
+            // The tenant a denial is recorded against: path or query, else the body's.
+            let tenant = input.param("tenant").or_else(|| input.body.get("tenant").and_then(Value::as_str)).map(str::to_string);
             let who = st.auth(&headers, action, tenant).await?;
             let r = match access {
                 Access::Read => st.read(true, move |p| f(p, &who, &input)).await?,
@@ -275,8 +277,34 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/verify", op(M::GET, Read, "verify", verify))
         .route("/v1/checkpoints", op(M::POST, Write, "checkpoint", checkpoint))
         .route("/v1/whoami", op(M::GET, Read, "whoami", whoami))
-        // Capability endpoints (budgets, approvals, holds, retention, export, deletion)
-        // are added here, one `.route(PATH, op(...))` line each; see docs/API.md.
+        // Capability endpoints, one `.route(PATH, op(...))` line each; see docs/API.md.
+        // Reads that record something (cost report's anomalies) run on the writer.
+        .route("/v1/budget", op(M::GET, Read, "budget show", cap::budget_show))
+        .route("/v1/budget/check", op(M::POST, Write, "budget check", cap::budget_check))
+        .route("/v1/costs", op(M::POST, Write, "cost record", cap::cost_record))
+        .route("/v1/costs/report", op(M::GET, Write, "cost report", cap::cost_report))
+        .route(
+            "/v1/approvals",
+            op(M::GET, Read, "approvals list", cap::approvals_list).merge(op(M::POST, Write, "approvals create", cap::approvals_create)),
+        )
+        .route("/v1/approvals/expire", op(M::POST, Write, "approvals expire", cap::approvals_expire))
+        .route("/v1/approvals/{id}", op(M::GET, Read, "approvals show", cap::approvals_show))
+        .route("/v1/approvals/{id}/approve", op(M::POST, Write, "approvals approve", cap::approvals_approve))
+        .route("/v1/approvals/{id}/reject", op(M::POST, Write, "approvals reject", cap::approvals_reject))
+        .route(
+            "/v1/holds",
+            op(M::GET, Read, "compliance holds", cap::holds_list).merge(op(M::POST, Write, "compliance hold", cap::hold_apply)),
+        )
+        .route("/v1/holds/release", op(M::POST, Write, "compliance release", cap::hold_release))
+        .route("/v1/tenants/{tenant}/delete", op(M::POST, Write, "compliance delete", cap::tenant_delete))
+        .route("/v1/retention/run", op(M::POST, Write, "retention run", cap::retention_run))
+        .route("/v1/retention/policies", op(M::GET, Read, "retention policy list", cap::retention_policies))
+        .route("/v1/export/{tenant}", get(cap::export))
+        .route("/v1/freeze", op(M::POST, Write, "freeze", cap::freeze))
+        .route("/v1/unfreeze", op(M::POST, Write, "unfreeze", cap::unfreeze))
+        .route("/v1/freezes", op(M::GET, Read, "freeze status", cap::freezes))
+        .route("/v1/status", op(M::GET, Read, "status", cap::status))
+        .route("/v1/alerts", op(M::GET, Read, "alerts", cap::alerts))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see docs/API.md") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
@@ -465,6 +493,6 @@ fn whoami(_: &mut Platform, who: &Principal, _: &OpInput) -> Result<Value, Platf
     to_json(who)
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, PlatformError> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, PlatformError> {
     serde_json::to_value(v).map_err(|e| PlatformError::Io(format!("serializing the answer: {e}")))
 }

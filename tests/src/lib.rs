@@ -197,6 +197,36 @@ impl Store {
         p
     }
 
+    /// Starts `custos serve --listen 127.0.0.1:0 EXTRA…` on this store (stderr appended to
+    /// `serve.log` in the store's dir) and waits for its first line. Returns the child,
+    /// the address it listens on and whether that is HTTPS. The caller kills the child.
+    pub fn serve(&self, extra: &[&str]) -> (std::process::Child, String, bool) {
+        use std::io::BufRead;
+        let log_path = self.dir.path().join("serve.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap_or_else(|e| panic!("{e}"));
+        let mut child = self
+            .cmd()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn custos serve: {e}"));
+        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut first = String::new();
+        std::io::BufReader::new(out).read_line(&mut first).unwrap_or_else(|e| panic!("{e}"));
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("unexpected first line {first:?}; server log:\n{log}")
+            })
+            .to_string();
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        (child, addr, first.contains("https"))
+    }
+
     /// Ingests JSONL as the admin, expecting success; returns the receipt.
     pub fn ingest(&self, jsonl: &str) -> Value {
         let r = self.run_stdin(&["--json", "ingest", "-"], jsonl);

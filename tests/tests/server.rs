@@ -2,9 +2,8 @@
 //! bodies with nothing appended, streamed listing, TLS, concurrent load, SIGKILL
 //! crash safety of acknowledged appends, and graceful SIGTERM. Loopback only.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,33 +20,8 @@ struct Server {
 
 impl Server {
     fn start(store: &Store, extra: &[&str]) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(store.dir.path().join("serve.log"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut child = store
-            .cmd()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn custos serve: {e}"));
-        let out = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
-        let mut first = String::new();
-        BufReader::new(out).read_line(&mut first).unwrap_or_else(|e| panic!("{e}"));
-        let addr = first
-            .strip_prefix("listening on ")
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap_or_else(|| {
-                let log = std::fs::read_to_string(store.dir.path().join("serve.log")).unwrap_or_default();
-                panic!("unexpected first line {first:?}; server log:\n{log}")
-            })
-            .to_string();
-        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-        let scheme = if first.contains("https") { "https" } else { "http" };
-        Self { child, addr, scheme }
+        let (child, addr, https) = store.serve(extra);
+        Self { child, addr, scheme: if https { "https" } else { "http" } }
     }
 
     fn url(&self, path: &str) -> String {

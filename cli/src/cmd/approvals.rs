@@ -3,10 +3,8 @@
 use std::collections::BTreeMap;
 
 use clap::{Args, Subcommand};
-use custos_domain::checkpoint::Status;
 use custos_domain::{parse_duration_secs, Role};
-use custos_platform::{CheckpointInfo, Decide, NewCheckpoint, PlatformError};
-use serde_json::json;
+use custos_platform::{parse_checkpoint_status, CheckpointInfo, CheckpointList, Decide, ExpiredList, NewCheckpoint, PlatformError};
 
 use super::Ctx;
 
@@ -136,19 +134,14 @@ pub fn run(ctx: &Ctx, c: ApprovalsCmd) -> anyhow::Result<()> {
             ctx.out.emit(&cp, || format!("created checkpoint\n{}", human(&cp)))
         }
         ApprovalsCmd::List { tenant, status } => {
-            let st = status
-                .as_deref()
-                .map(|s| {
-                    Status::parse(s)
-                        .ok_or_else(|| PlatformError::Input(format!("invalid --status {s:?}: use pending, approved, rejected or expired")))
-                })
-                .transpose()?;
+            let st = status.as_deref().map(|s| parse_checkpoint_status(s, "--status")).transpose()?;
             let (mut p, _) = ctx.authorized("approvals list", tenant.as_deref())?;
-            let l = p.approvals_list(tenant.as_deref(), st)?;
-            ctx.out.emit(&json!({ "checkpoints": l }), || {
+            let r = CheckpointList::from(p.approvals_list(tenant.as_deref(), st)?);
+            let l = &r.checkpoints;
+            ctx.out.emit(&r, || {
                 let title = format!("{} Checkpoints", st.map(|s| capitalize(s.as_str())).unwrap_or_else(|| "All".into()));
                 let mut s = format!("{title}\n{}\n", "=".repeat(title.len()));
-                for c in &l {
+                for c in l {
                     s.push_str(&human(c));
                 }
                 if l.is_empty() {
@@ -182,10 +175,10 @@ pub fn run(ctx: &Ctx, c: ApprovalsCmd) -> anyhow::Result<()> {
         }
         ApprovalsCmd::Expire => {
             let (mut p, _) = ctx.authorized("approvals expire", None)?;
-            let l = p.approvals_expire()?;
-            ctx.out.emit(&json!({ "expired": l.len(), "checkpoints": l }), || {
-                let mut s = format!("Expired {} checkpoints:\n", l.len());
-                for c in &l {
+            let r = ExpiredList::from(p.approvals_expire()?);
+            ctx.out.emit(&r, || {
+                let mut s = format!("Expired {} checkpoints:\n", r.expired);
+                for c in &r.checkpoints {
                     s.push_str(&format!("  - {} ({}, expired at {})\n", c.checkpoint_id, c.tenant, c.expires_at));
                 }
                 s

@@ -124,9 +124,7 @@ pub struct BudgetSetArgs {
     pub monthly: Option<String>,
 }
 
-fn usd(s: &str, flag: &str) -> Result<i64, PlatformError> {
-    UsdMicros::parse_usd(s).map(|u| u.0).map_err(|e| PlatformError::Input(format!("{flag}: {e}")))
-}
+use custos_platform::parse_usd as usd;
 
 fn opt_usd(v: Option<i64>) -> String {
     v.map(|x| UsdMicros(x).to_string()).unwrap_or_else(|| "-".into())

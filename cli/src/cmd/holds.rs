@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use custos_compliance::holds::ReleaseTarget;
 use custos_domain::parse_ts;
-use custos_platform::{sample, Platform, PlatformError, Principal};
-use serde_json::json;
+use custos_platform::{sample, HoldList, Platform, PlatformError, PolicyList, Principal};
 
 use super::Ctx;
 use crate::confirm::Confirm;
@@ -148,13 +147,14 @@ pub fn compliance(ctx: &Ctx, c: ComplianceCmd) -> anyhow::Result<()> {
         }
         ComplianceCmd::Holds { tenant } => {
             let (p, _) = ctx.authorized("compliance holds", tenant.as_deref())?;
-            let hs = p.holds_list(tenant.as_deref())?;
-            ctx.out.emit(&json!({"holds": hs, "count": hs.len()}), || {
+            let r = HoldList::from(p.holds_list(tenant.as_deref())?);
+            let hs = &r.holds;
+            ctx.out.emit(&r, || {
                 if hs.is_empty() {
                     return "no active legal holds\n".into();
                 }
                 let mut s = format!("{:<20} {:<20} {:<16} {:<22} {:<22} {}\n", "HOLD", "TENANT", "BY", "APPLIED", "REVIEW BY", "REASON");
-                for h in &hs {
+                for h in hs {
                     let review = h.review_by.as_deref().unwrap_or("-");
                     s += &format!(
                         "{:<20} {:<20} {:<16} {:<22} {:<22} {}\n",
@@ -214,10 +214,11 @@ pub fn retention(ctx: &Ctx, c: RetentionCmd) -> anyhow::Result<()> {
         }
         RetentionCmd::Policy(PolicyCmd::List) => {
             let (p, _) = ctx.authorized("retention policy list", None)?;
-            let rows = p.retention_policy_list()?;
-            ctx.out.emit(&json!({"policies": rows, "count": rows.len()}), || {
+            let r = PolicyList::from(p.retention_policy_list()?);
+            let rows = &r.policies;
+            ctx.out.emit(&r, || {
                 let mut s = format!("{:<12} {:>6} {:<20} {:<8} {}\n", "CATEGORY", "DAYS", "TENANT", "SOURCE", "SET BY");
-                for r in &rows {
+                for r in rows {
                     s += &format!(
                         "{:<12} {:>6} {:<20} {:<8} {}\n",
                         r.category.as_str(),
