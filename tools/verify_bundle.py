@@ -20,6 +20,7 @@ import os
 import struct
 import sys
 import tarfile
+import zlib
 import tempfile
 
 FORMAT = "custos.bundle.v1"
@@ -213,7 +214,11 @@ def open_bundle(path, tmp):
                         if not b:
                             break
                         o.write(b)
-    except (tarfile.TarError, OSError, EOFError) as e:
+            # tarfile stops at the end-of-archive marker; reading the gzip stream to its
+            # end makes it check the CRC, so damage in padding is reported too.
+            while t.fileobj.read(1 << 20):
+                pass
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise Invalid("archive", str(e))
     return tmp
 

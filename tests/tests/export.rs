@@ -169,6 +169,19 @@ fn round_trip_directory_and_archive_with_purged_records() {
     verify(&path, &["--public-key", &pk]).expect(0);
     assert_eq!(python_verify(&path, &["--public-key", &pk], false), 0);
     assert_eq!(python_verify(&dir, &[], true), 0, "stdlib-only path");
+    // A flipped byte anywhere after the gzip header (deflate data, CRC, length) is caught,
+    // including bytes that only decompress into tar padding no bundle hash covers.
+    let bytes = std::fs::read(&path).unwrap_or_default();
+    let damaged = s.dir.path().join("damaged.tar.gz");
+    for i in 0..16 {
+        let at = 10 + (bytes.len() - 11) * i / 15;
+        let mut b = bytes.clone();
+        b[at] ^= 0x01;
+        std::fs::write(&damaged, &b).unwrap_or_default();
+        let r = verify(&damaged, &["--public-key", &pk]);
+        assert_ne!(r.code, 0, "a flipped byte at {at} of {} passed verification", bytes.len());
+        assert_ne!(python_verify(&damaged, &[], true), 0, "a flipped byte at {at} passed the Python verifier");
+    }
     // The log itself still verifies after the exports recorded their events.
     s.run(&["verify"]).expect(0);
 }

@@ -112,6 +112,11 @@ fn extract(archive: &Path, dest: &Path) -> Result<(), BundleError> {
             other => return Err(invalid("archive", format!("entry {} has type {other:?}; only files are allowed", p.display()))),
         }
     }
+    // The tar reader stops at the end-of-archive marker; reading the gzip stream to its
+    // end makes the decoder check its CRC, so a flipped byte in padding no hash covers
+    // is still reported as a damaged archive instead of passing silently.
+    let mut rest = t.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| invalid("archive", format!("damaged gzip stream: {e}")))?;
     Ok(())
 }
 
