@@ -64,6 +64,9 @@ pub struct Config {
     pub queue: usize,
     /// How long a graceful shutdown waits for in-flight requests.
     pub grace: Duration,
+    /// Defaults from the config file (key rotation days, alert thresholds) for settings
+    /// the log has not recorded — the same the CLI applies.
+    pub defaults: custos_platform::Defaults,
 }
 
 impl Config {
@@ -78,6 +81,7 @@ impl Config {
             max_batch: DEFAULT_MAX_BATCH,
             queue: DEFAULT_QUEUE,
             grace: Duration::from_secs(30),
+            defaults: custos_platform::Defaults::default(),
         }
     }
 }
@@ -115,11 +119,11 @@ pub async fn serve(cfg: Config, ready: impl FnOnce(SocketAddr), shutdown: impl F
     // The writer opens its own platform; a bad store or key fails here, before binding.
     // Opened off the async threads: the PostgreSQL backend's synchronous client runs its
     // own runtime, which cannot start inside this one.
-    let (store, key) = (cfg.store.clone(), cfg.root_key.clone());
-    let writer_platform = tokio::task::spawn_blocking(move || Platform::open(&store, &key))
+    let (store, key, defaults) = (cfg.store.clone(), cfg.root_key.clone(), cfg.defaults.clone());
+    let writer_platform = tokio::task::spawn_blocking(move || Platform::open(&store, &key).map(|p| p.with_defaults(defaults)))
         .await
         .map_err(|e| ServerError::Io(format!("opening the store: {e}")))??;
-    let pool = pool::Pool::new(&cfg.store, cfg.root_key.clone(), routes::SHORT_READS + routes::LONG_READS);
+    let pool = pool::Pool::new(&cfg.store, cfg.root_key.clone(), cfg.defaults.clone(), routes::SHORT_READS + routes::LONG_READS);
     let metrics = Arc::new(metrics::Metrics::default());
     let (tx, rx) = mpsc::channel(cfg.queue.max(1));
     let writer = writer::spawn(writer_platform, rx, cfg.max_batch.max(1), metrics.clone())

@@ -18,14 +18,15 @@ const MAX_AGE: Duration = Duration::from_secs(30);
 pub struct Pool {
     store: String,
     root_key: PathBuf,
+    defaults: custos_platform::Defaults,
     idle: Mutex<Vec<(Platform, Instant)>>,
     max_idle: usize,
 }
 
 impl Pool {
     /// A pool for `store` that keeps at most `max_idle` connections open when idle.
-    pub fn new(store: &str, root_key: PathBuf, max_idle: usize) -> Self {
-        Self { store: store.to_string(), root_key, idle: Mutex::new(vec![]), max_idle }
+    pub fn new(store: &str, root_key: PathBuf, defaults: custos_platform::Defaults, max_idle: usize) -> Self {
+        Self { store: store.to_string(), root_key, defaults, idle: Mutex::new(vec![]), max_idle }
     }
 
     /// Runs `f` on a pooled platform (opening one if none is idle). Blocking: call
@@ -34,7 +35,7 @@ impl Pool {
         let got = self.idle.lock().ok().and_then(|mut v| v.pop());
         let (mut p, born) = match got {
             Some((p, born)) if born.elapsed() < MAX_AGE => (p, born),
-            _ => (Platform::open(&self.store, &self.root_key)?, Instant::now()),
+            _ => (Platform::open(&self.store, &self.root_key)?.with_defaults(self.defaults.clone()), Instant::now()),
         };
         let r = f(&mut p);
         if let Ok(mut v) = self.idle.lock() {

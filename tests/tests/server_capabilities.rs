@@ -17,8 +17,8 @@ struct Server {
 }
 
 impl Server {
-    fn start(store: &Store) -> Self {
-        let (child, addr, _) = store.serve(&[]);
+    fn start(store: &Store, extra: &[&str]) -> Self {
+        let (child, addr, _) = store.serve(extra);
         Self { child, addr }
     }
 
@@ -41,13 +41,18 @@ struct Client {
 
 impl Client {
     fn new(store: &Store) -> Self {
+        Self::with(store, &[])
+    }
+
+    /// A client of a server started with extra `custos serve` arguments.
+    fn with(store: &Store, extra: &[&str]) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Self { agent, srv: Server::start(store) }
+        Self { agent, srv: Server::start(store, extra) }
     }
 
     /// (status, content-type, body bytes).
@@ -283,6 +288,22 @@ fn status_and_alerts_answer_the_cli_json() {
     assert_eq!(a["firing"], cli.json()["firing"], "{a}");
     assert!(a["firing"].is_u64(), "{a}");
     assert_eq!(keys(&a), keys(&cli.json()));
+}
+
+/// The server applies the config file's defaults as the CLI does: a `[alerts]` value
+/// the log has not recorded is the threshold `/v1/alerts` evaluates with.
+#[test]
+fn the_server_applies_config_file_defaults() {
+    let store = Store::new();
+    let cfg = store.dir.path().join("custos.toml");
+    std::fs::write(&cfg, "[alerts]\nfailure_rate = 0.9\n").unwrap_or_else(|e| panic!("{e}"));
+    let auditor = tok(&store.actor("aude", "Auditor", "Internal"));
+    let threshold = |c: &Client| {
+        let a = c.ok("GET", "/v1/alerts", &auditor, None);
+        a["alerts"].as_array().into_iter().flatten().find(|r| r["name"] == "failure_rate").map(|r| r["threshold"].clone())
+    };
+    assert_eq!(threshold(&Client::new(&store)), Some(json!(0.2)), "built-in default without a file");
+    assert_eq!(threshold(&Client::with(&store, &["--config", cfg.to_str().unwrap_or_default()])), Some(json!(0.9)));
 }
 
 /// Every new endpoint: no token 401, the role just below its minimum 403, both recorded.

@@ -48,6 +48,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
     cfg.max_batch = a.max_batch;
     cfg.queue = a.queue;
     cfg.grace = Duration::from_secs(a.grace_secs);
+    cfg.defaults = ctx.defaults.clone();
     if !custos_eventlog::postgres::is_postgres_url(&ctx.store) && !std::path::Path::new(&ctx.store).exists() {
         return Err(PlatformError::Input(format!("no custos store at {}; create one with `custos init` first", ctx.store)).into());
     }
