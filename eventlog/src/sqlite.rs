@@ -254,14 +254,16 @@ fn label_from(code: i64) -> Option<Clearance> {
 }
 
 fn row_to_record(r: &Row) -> rusqlite::Result<StoredRecord> {
-    let tenant: String = r.get(1)?;
+    // Text and small blobs are borrowed from SQLite's row buffer and copied once into
+    // their final form: this decode is the reading thread's whole cost in a scan.
+    let tenant = r.get_ref(1)?.as_str().map_err(|_| bad_col(1, "tenant id"))?;
     let cat: i64 = r.get(3)?;
     let label: i64 = r.get(7)?;
-    let nonce: Option<Vec<u8>> = r.get(10)?;
+    let nonce = r.get_ref(10)?.as_blob_or_null().map_err(|_| bad_col(10, "12-byte nonce"))?;
     Ok(StoredRecord {
         header: Header {
             global_seq: r.get::<_, i64>(0)? as u64,
-            tenant: TenantId::parse_any(&tenant).map_err(|_| bad_col(1, "tenant id"))?,
+            tenant: TenantId::parse_any(tenant).map_err(|_| bad_col(1, "tenant id"))?,
             tenant_seq: r.get::<_, i64>(2)? as u64,
             category: u8::try_from(cat).ok().and_then(Category::from_code).ok_or_else(|| bad_col(3, "category code"))?,
             kind: r.get(4)?,
@@ -272,7 +274,7 @@ fn row_to_record(r: &Row) -> rusqlite::Result<StoredRecord> {
         },
         dek_version: r.get::<_, i64>(9)? as u32,
         nonce: match nonce {
-            Some(n) => Some(n.as_slice().try_into().map_err(|_| bad_col(10, "12-byte nonce"))?),
+            Some(n) => Some(n.try_into().map_err(|_| bad_col(10, "12-byte nonce"))?),
             None => None,
         },
         body: r.get(11)?,
