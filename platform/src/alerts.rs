@@ -213,10 +213,12 @@ impl Platform {
             rotation_days: policy.rotation_days,
         });
 
-        let q = Query { tenant: Some(SYSTEM_TENANT.into()), kind: Some("retention_enforced".into()), ..Default::default() };
-        self.log.read(&q, &mut |e| {
-            if e.header.recorded_at <= at {
-                f.last_retention = Some(e.header.recorded_at);
+        // Only the log's clock is needed: a header-only scan decrypts nothing.
+        let q =
+            Query { tenant: Some(SYSTEM_TENANT.into()), kind: Some("retention_enforced".into()), headers_only: true, ..Default::default() };
+        self.log.backend().scan(&q, &mut |r| {
+            if r.header.recorded_at <= at {
+                f.last_retention = Some(r.header.recorded_at);
             }
             Ok(true)
         })?;
