@@ -70,7 +70,8 @@ pub fn run(ctx: &Ctx, c: LifecycleCmd) -> anyhow::Result<()> {
             let as_of = Some(now.as_deref().map(parse_ts).transpose().map_err(PlatformError::from)?.unwrap_or_else(now_micros));
             let (mut p, who) = ctx.authorized("lifecycle run", None)?;
             // Moves only change recorded state; a purge destroys content, so only then ask.
-            if !dry_run {
+            // With --yes (cron) nobody is asked, so the planning dry run is skipped.
+            if !dry_run && !ctx.yes {
                 let n = p.lifecycle_would_purge(&who, as_of)?;
                 if n > 0 {
                     Confirm {
