@@ -209,17 +209,17 @@ pub struct Query {
     /// Bodies are not needed (header-level verification): a backend may return an empty
     /// body for a present one and skip copying it; purged bodies stay `None`.
     pub headers_only: bool,
+    /// Chain values are not needed (decrypting reads: an [`crate::Event`] carries none): a
+    /// backend may return zeros for them and skip reading them.
+    pub skip_chains: bool,
 }
 
 impl Query {
-    /// This query with bodies: decrypting reads must never get the empty bodies of a
-    /// headers-only scan, which fail authentication and would look like tampering.
-    pub fn with_bodies(&self) -> std::borrow::Cow<'_, Query> {
-        if self.headers_only {
-            std::borrow::Cow::Owned(Query { headers_only: false, ..self.clone() })
-        } else {
-            std::borrow::Cow::Borrowed(self)
-        }
+    /// This query as a decrypting read runs it: with bodies (the empty bodies of a
+    /// headers-only scan fail authentication and would look like tampering), without
+    /// chain values (nothing decrypted carries them).
+    pub fn for_decrypting(&self) -> Query {
+        Query { headers_only: false, skip_chains: true, ..self.clone() }
     }
 }
 

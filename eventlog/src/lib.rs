@@ -13,6 +13,7 @@
 
 pub mod backend;
 mod error;
+mod event;
 pub mod keyring;
 mod log;
 pub mod postgres;
@@ -24,10 +25,11 @@ mod verify;
 
 pub use backend::{ArtifactChunk, ArtifactRow, Backend, Head, Query, StoredRecord, Tx};
 pub use error::LogError;
+pub use event::{Event, RawEvent};
 pub use log::max_seals_from_env;
 pub use log::{
-    checkpoint_message, cleared, prepare, Appender, Event, EventLog, Pending, Prepared, Receipt, SignedCheckpoint, VerifyOptions,
-    VerifyReport, DEFAULT_MAX_SEALS,
+    checkpoint_message, cleared, prepare, Appender, EventLog, Pending, Prepared, Receipt, SignedCheckpoint, VerifyOptions, VerifyReport,
+    DEFAULT_MAX_SEALS,
 };
 pub use rotation::{ReencryptBatch, RootRewrap};
 pub use verify::PURGE_KINDS;

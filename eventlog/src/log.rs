@@ -8,12 +8,13 @@ use std::sync::Arc;
 use custos_crypto::{canonical, commitment, random_bytes, Aead, RootKey, SigningKey};
 use custos_domain::{now_micros, Clearance, NewEvent, TenantId, Timestamp, MAX_FUTURE_SKEW_MICROS};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::backend::*;
+use crate::event::{decrypt_raw, decrypt_record, DekLookup, Event, RawEvent};
 use crate::keyring::{kek_id, Keyring, SIGNING_AAD};
 use crate::postgres::{is_postgres_url, PostgresBackend};
-use crate::record::{link, split_body, Header, GENESIS, GLOBAL_CHAIN_PREFIX, SALT_LEN, TENANT_CHAIN_PREFIX};
+use crate::record::{link, Header, GENESIS, GLOBAL_CHAIN_PREFIX, SALT_LEN, TENANT_CHAIN_PREFIX};
 use crate::sqlite::SqliteBackend;
 use crate::LogError;
 
@@ -52,47 +53,6 @@ pub struct Receipt {
     pub tenants: u64,
     /// Global chain head after the append, hex.
     pub global_head: String,
-}
-
-/// A decrypted (or purged) event as read back from the log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    /// The hashed header.
-    pub header: Header,
-    /// Actor (None when the body is purged or undecryptable).
-    pub actor: Option<String>,
-    /// Payload (None when the body is purged or undecryptable).
-    pub data: Option<Value>,
-    /// Salt of the commitment (exported in bundles).
-    pub salt: Option<[u8; SALT_LEN]>,
-    /// Global seq of the purge event, when purged.
-    pub purged_by: Option<u64>,
-}
-
-impl Event {
-    /// JSON form used by `events list` / `events show` (one JSONL line).
-    pub fn to_json(&self) -> Value {
-        let h = &self.header;
-        let mut v = json!({
-            "global_seq": h.global_seq,
-            "tenant": h.tenant.as_str(),
-            "tenant_seq": h.tenant_seq,
-            "category": h.category.as_str(),
-            "kind": h.kind,
-            "occurred_at": custos_domain::format_ts(h.occurred_at),
-            "recorded_at": custos_domain::format_ts(h.recorded_at),
-            "commitment": hex::encode(h.commitment),
-            "actor": self.actor,
-            "data": self.data,
-        });
-        if let Some(l) = h.label {
-            v["label"] = json!(l.as_str());
-        }
-        if let Some(p) = self.purged_by {
-            v["purged_by"] = json!(p);
-        }
-        v
-    }
 }
 
 /// The result of [`EventLog::verify`].
@@ -349,7 +309,7 @@ impl<'a> Appender<'a> {
     /// under the write lock: state read here cannot change before `commit`. Records are
     /// buffered first (callers read short tails), then opened.
     pub fn read(&mut self, q: &Query, f: &mut dyn FnMut(Event) -> Result<bool, LogError>) -> Result<(), LogError> {
-        let q = q.with_bodies();
+        let q = q.for_decrypting();
         let mut recs = vec![];
         self.tx.scan(&q, &mut |r| {
             recs.push(r);
@@ -396,31 +356,21 @@ impl<'a> Appender<'a> {
     }
 }
 
-/// Finds the AEAD key of a tenant's DEK version.
-type DekLookup<'a> = dyn FnMut(&str, u32) -> Result<Option<Arc<Aead>>, LogError> + 'a;
+/// DEKs one thread of a long read has already resolved: the hot loop then neither locks
+/// the shared keyring cache nor bounces its reference counts between cores.
+/// Keyed with foldhash: tenant ids are not attacker-chosen here (they come from the
+/// store), and SipHash showed in profiles of this loop.
+#[derive(Default)]
+struct LocalDeks(HashMap<String, Vec<(u32, Arc<Aead>)>, foldhash::fast::RandomState>);
 
-/// Opens a stored record with a DEK lookup `(tenant, version) -> key`.
-fn decrypt_record(rec: StoredRecord, dek_of: &mut DekLookup<'_>) -> Result<Event, LogError> {
-    let seq = rec.header.global_seq;
-    let (Some(nonce), Some(mut body)) = (rec.nonce, rec.body) else {
-        return Ok(Event { header: rec.header, actor: None, data: None, salt: None, purged_by: rec.purged_by });
-    };
-    let dek = dek_of(rec.header.tenant.as_str(), rec.dek_version)?
-        .ok_or_else(|| LogError::integrity(seq, format!("DEK v{} of {} is missing", rec.dek_version, rec.header.tenant)))?;
-    custos_crypto::open_in_place(&dek, &nonce, &rec.header.aad(rec.dek_version), &mut body)
-        .map_err(|_| LogError::integrity(seq, "body does not decrypt under its header"))?;
-    let (salt, canon) = split_body(&body).ok_or_else(|| LogError::integrity(seq, "body too short"))?;
-    let salt = *salt;
-    // A typed outer struct: no map for the envelope, no copy of the actor.
-    #[derive(serde::Deserialize)]
-    struct Body {
-        actor: Option<String>,
-        // Present in every body custos writes; `null` data stays `Some(Null)`.
-        #[serde(default)]
-        data: Value,
+impl LocalDeks {
+    fn get(&self, tenant: &str, version: u32) -> Option<&Arc<Aead>> {
+        self.0.get(tenant)?.iter().find(|(v, _)| *v == version).map(|(_, k)| k)
     }
-    let b: Body = serde_json::from_slice(canon).map_err(|e| LogError::integrity(seq, format!("body is not JSON: {e}")))?;
-    Ok(Event { header: rec.header, actor: b.actor, data: Some(b.data), salt: Some(salt), purged_by: rec.purged_by })
+
+    fn put(&mut self, tenant: &str, version: u32, key: Arc<Aead>) {
+        self.0.entry(tenant.to_string()).or_default().push((version, key));
+    }
 }
 
 /// The log: a backend plus, once unlocked, its keys.
@@ -560,28 +510,55 @@ impl EventLog {
         decrypt_record(rec, &mut |t, v| keys.dek(backend, t, v))
     }
 
-    /// Streams decrypted events matching `q`, in order; the callback returns false to stop.
+    /// Streams decrypted events matching `q`, in order, with `data` parsed; the callback
+    /// returns false to stop. See [`EventLog::read_raw`] for readers that only re-emit.
+    pub fn read(&self, q: &Query, f: &mut dyn FnMut(Event) -> Result<bool, LogError>) -> Result<(), LogError> {
+        self.read_with(q, decrypt_record, f)
+    }
+
+    /// Streams decrypted events matching `q` with `data` kept as its canonical JSON text
+    /// (validated, not parsed): the fast path of `events list` and HTTP listings.
+    pub fn read_raw(&self, q: &Query, f: &mut dyn FnMut(RawEvent) -> Result<bool, LogError>) -> Result<(), LogError> {
+        self.read_with(q, decrypt_raw, f)
+    }
+
+    /// The read pipeline behind [`EventLog::read`] and [`EventLog::read_raw`].
     ///
     /// Long reads run in two stages on two cores: this thread steps SQLite (the backend
-    /// is not `Sync`) and calls `f`; a scoped worker decrypts and parses bodies. DEKs are
+    /// is not `Sync`) and calls `f`; a scoped worker decrypts and decodes bodies. DEKs are
     /// resolved here before a record is handed over, so the worker never touches storage.
     /// Short reads (`limit` ≤ 256: tails, single events) stay on one thread.
-    pub fn read(&self, q: &Query, f: &mut dyn FnMut(Event) -> Result<bool, LogError>) -> Result<(), LogError> {
+    fn read_with<T: Send>(
+        &self,
+        q: &Query,
+        decode: fn(StoredRecord, &mut DekLookup<'_>) -> Result<T, LogError>,
+        f: &mut dyn FnMut(T) -> Result<bool, LogError>,
+    ) -> Result<(), LogError> {
         const BATCH: usize = 256;
-        let q = &*q.with_bodies();
-        if q.limit.is_some_and(|l| l <= BATCH as u64) {
-            return self.backend.scan(q, &mut |rec| f(self.open_record(rec)?));
-        }
+        let q = &q.for_decrypting();
         let keys = self.keys()?;
         let backend = self.backend.as_ref();
+        if q.limit.is_some_and(|l| l <= BATCH as u64) {
+            return backend.scan(q, &mut |rec| f(decode(rec, &mut |t, v| keys.dek(backend, t, v))?));
+        }
         std::thread::scope(|scope| {
             let (tx, rx) = mpsc::sync_channel::<Vec<StoredRecord>>(4);
             // Unbounded, yet bounded in practice: the worker is at most the input queue ahead.
-            let (otx, orx) = mpsc::channel::<Result<Vec<Event>, LogError>>();
+            let (otx, orx) = mpsc::channel::<Result<Vec<T>, LogError>>();
             scope.spawn(move || {
+                let mut local = LocalDeks::default();
+                let mut lookup = |t: &str, v: u32| -> Result<Option<Arc<Aead>>, LogError> {
+                    if let Some(k) = local.get(t, v) {
+                        return Ok(Some(k.clone()));
+                    }
+                    let k = keys.cached(t, v);
+                    if let Some(k) = &k {
+                        local.put(t, v, k.clone());
+                    }
+                    Ok(k)
+                };
                 for batch in rx {
-                    let out: Result<Vec<Event>, LogError> =
-                        batch.into_iter().map(|rec| decrypt_record(rec, &mut |t, v| Ok(keys.cached(t, v)))).collect();
+                    let out: Result<Vec<T>, LogError> = batch.into_iter().map(|rec| decode(rec, &mut lookup)).collect();
                     let failed = out.is_err();
                     if otx.send(out).is_err() || failed {
                         break;
@@ -589,7 +566,7 @@ impl EventLog {
                 }
             });
             let mut stopped = false;
-            let mut deliver = |r: Result<Vec<Event>, LogError>, stopped: &mut bool| -> Result<(), LogError> {
+            let mut deliver = |r: Result<Vec<T>, LogError>, stopped: &mut bool| -> Result<(), LogError> {
                 for e in r? {
                     if !*stopped && !f(e)? {
                         *stopped = true;
@@ -598,10 +575,14 @@ impl EventLog {
                 Ok(())
             };
             let mut batch = Vec::with_capacity(BATCH);
+            let mut loaded = LocalDeks::default();
             backend.scan(q, &mut |rec| {
-                if rec.body.is_some() && keys.cached(rec.header.tenant.as_str(), rec.dek_version).is_none() {
+                let (t, v) = (rec.header.tenant.as_str(), rec.dek_version);
+                if rec.body.is_some() && loaded.get(t, v).is_none() {
                     // Load (and cache) a DEK the worker has not seen; a missing one is reported by the worker.
-                    keys.dek(backend, rec.header.tenant.as_str(), rec.dek_version)?;
+                    if let Some(k) = keys.dek(backend, t, v)? {
+                        loaded.put(t, v, k);
+                    }
                 }
                 batch.push(rec);
                 if batch.len() == BATCH {

@@ -254,6 +254,11 @@ fn label_from(code: i64) -> Option<Clearance> {
 }
 
 fn row_to_record(r: &Row) -> rusqlite::Result<StoredRecord> {
+    row_to_record_with(r, true)
+}
+
+/// [`row_to_record`]; without `chains` the chain columns are not read (zeros instead).
+fn row_to_record_with(r: &Row, chains: bool) -> rusqlite::Result<StoredRecord> {
     // Text and small blobs are borrowed from SQLite's row buffer and copied once into
     // their final form: this decode is the reading thread's whole cost in a scan.
     let tenant = r.get_ref(1)?.as_str().map_err(|_| bad_col(1, "tenant id"))?;
@@ -278,8 +283,8 @@ fn row_to_record(r: &Row) -> rusqlite::Result<StoredRecord> {
             None => None,
         },
         body: r.get(11)?,
-        tenant_chain: blob32(r, 12)?,
-        global_chain: blob32(r, 13)?,
+        tenant_chain: if chains { blob32(r, 12)? } else { [0; 32] },
+        global_chain: if chains { blob32(r, 13)? } else { [0; 32] },
         purged_by: r.get::<_, Option<i64>>(14)?.map(|v| v as u64),
     })
 }
@@ -409,13 +414,15 @@ fn snapshot_of(conn: &Connection, tenant: &str, name: &str) -> Result<Option<Sna
 fn scan_conn(conn: &Connection, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError> {
     // A header-only scan (verify without keys) does not copy bodies out of SQLite: an
     // empty blob stands for "present", NULL for "purged".
-    let cols = if q.headers_only {
-        RECORD_COLS
+    let mut cols = RECORD_COLS.to_string();
+    if q.headers_only {
+        cols = cols
             .replace(" nonce,", " CASE WHEN nonce IS NULL THEN NULL ELSE zeroblob(12) END,")
-            .replace(" body,", " CASE WHEN body IS NULL THEN NULL ELSE zeroblob(0) END,")
-    } else {
-        RECORD_COLS.to_string()
-    };
+            .replace(" body,", " CASE WHEN body IS NULL THEN NULL ELSE zeroblob(0) END,");
+    }
+    if q.skip_chains {
+        cols = cols.replace(" tenant_chain, global_chain,", " NULL, NULL,");
+    }
     let mut sql = format!("SELECT {cols} FROM events WHERE 1=1");
     let mut args: Vec<rusqlite::types::Value> = vec![];
     let mut push = |cond: &str, v: rusqlite::types::Value, sql: &mut String| {
@@ -450,7 +457,8 @@ fn scan_conn(conn: &Connection, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Re
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
     while let Some(r) = rows.next()? {
-        let rec = row_to_record(r).map_err(|e| LogError::integrity(r.get::<_, i64>(0).unwrap_or(0) as u64, e.to_string()))?;
+        let rec = row_to_record_with(r, !q.skip_chains)
+            .map_err(|e| LogError::integrity(r.get::<_, i64>(0).unwrap_or(0) as u64, e.to_string()))?;
         if !f(rec)? {
             break;
         }

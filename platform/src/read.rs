@@ -1,5 +1,5 @@
 use custos_domain::{Category, Timestamp};
-use custos_eventlog::{Event, Query, VerifyOptions, VerifyReport};
+use custos_eventlog::{Event, Query, RawEvent, VerifyOptions, VerifyReport};
 
 use custos_domain::{Role, SYSTEM_TENANT};
 
@@ -23,8 +23,9 @@ pub struct EventFilter {
 }
 
 impl Platform {
-    /// Streams decrypted events to `f` (stop by returning false).
-    pub fn events(&self, f: &EventFilter, out: &mut dyn FnMut(&Event) -> Result<bool, PlatformError>) -> Result<(), PlatformError> {
+    /// Streams decrypted events to `out` (stop by returning false), each with its data
+    /// kept as canonical JSON text: readers here print events, they do not look inside.
+    pub fn events(&self, f: &EventFilter, out: &mut dyn FnMut(RawEvent) -> Result<bool, PlatformError>) -> Result<(), PlatformError> {
         if let Some(t) = &f.tenant {
             custos_domain::TenantId::parse_any(t)?;
         }
@@ -38,7 +39,7 @@ impl Platform {
             ..Default::default()
         };
         let mut err = None;
-        self.log.read(&q, &mut |e| match out(&e) {
+        self.log.read_raw(&q, &mut |e| match out(e) {
             Ok(more) => Ok(more),
             Err(x) => {
                 err = Some(x);
@@ -55,20 +56,17 @@ impl Platform {
         &self,
         p: &Principal,
         f: &EventFilter,
-        out: &mut dyn FnMut(&Event) -> Result<bool, PlatformError>,
+        out: &mut dyn FnMut(RawEvent) -> Result<bool, PlatformError>,
     ) -> Result<(), PlatformError> {
         if f.tenant.as_deref() == Some(SYSTEM_TENANT) && p.role < Role::Auditor {
             return Err(PlatformError::role(&p.name, p.role, Role::Auditor, "events list --tenant _system"));
         }
-        self.events(f, &mut |e| {
+        self.events(f, &mut |mut e| {
             if e.header.tenant.is_system() && p.role < Role::Auditor {
                 return Ok(true);
             }
             if e.header.label.is_some_and(|l| l > p.clearance) {
-                let mut w = e.clone();
-                w.actor = None;
-                w.data = None;
-                return out(&w);
+                e.withhold();
             }
             out(e)
         })

@@ -453,7 +453,7 @@ async fn list_events(
         let r = st2.0.pool.with(move |p| {
             let mut buf: Vec<u8> = Vec::with_capacity(STREAM_CHUNK + 4096);
             let r = p.events(&filter, &mut |e| {
-                if serde_json::to_writer(&mut buf, &e.to_json()).is_err() {
+                if e.write_json(&mut buf).is_err() {
                     return Ok(false);
                 }
                 buf.push(b'\n');

@@ -7,8 +7,8 @@ use std::time::Instant;
 use custos_crypto::{open_in_place, seal_in_place, sha256, Aead, SecretKey};
 use custos_domain::now_micros;
 use custos_eventlog::rawbench;
-use custos_eventlog::VerifyOptions;
-use custos_platform::{sample, EventFilter, IngestOptions, Platform};
+use custos_eventlog::{VerifyOptions, VerifyReport};
+use custos_platform::{sample, EventFilter, IngestOptions, Platform, PlatformError};
 use serde_json::{json, Value};
 
 use super::Ctx;
@@ -66,6 +66,23 @@ pub(crate) fn write_input(a: &BenchArgs, path: &std::path::Path) -> anyhow::Resu
     Ok(())
 }
 
+/// Reads (the decrypting scan, verify, the raw scan they are compared with) are timed
+/// this many times and the best run kept: on a shared VM a neighbour's burst slows one
+/// run by a third, and the best of a few is the figure that the code, not the neighbour,
+/// decides. Ingest and raw insert run once (each writes a whole store).
+pub(crate) const READ_RUNS: usize = 3;
+
+/// Runs `f` `runs` times; the shortest wall time in seconds.
+pub(crate) fn best_of(runs: usize, mut f: impl FnMut() -> Result<(), PlatformError>) -> Result<f64, PlatformError> {
+    let mut best = f64::INFINITY;
+    for _ in 0..runs.max(1) {
+        let t0 = Instant::now();
+        f()?;
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
 /// What [`measure_log`] measured on one store.
 pub(crate) struct LogRun {
     pub appended: u64,
@@ -103,6 +120,12 @@ pub(crate) fn measure_log(
     let ingest_rss_kib = peak_rss_kib().unwrap_or(0);
     rows.push((format!("custos ingest{label} (parse, commit, seal, chain, insert)"), rate(receipt.appended, ingest_s), "events/s".into()));
 
+    // Reads run in a new process in real use (`custos events list`, `custos verify`), and
+    // the raw scan baseline reads a store its writer has closed: reopen likewise, so the
+    // ingest's WAL is checkpointed away before anything is read.
+    drop(p);
+    let p = Platform::open(store, key)?;
+
     // Body size as stored, for the raw baselines.
     let mut body_len = 0usize;
     p.log().backend().scan(&custos_eventlog::Query { limit: Some(1), from_seq: Some(10), ..Default::default() }, &mut |r| {
@@ -110,27 +133,32 @@ pub(crate) fn measure_log(
         Ok(false)
     })?;
 
-    note("decrypting scan ...");
-    let t0 = Instant::now();
+    note(&format!("decrypting scan (best of {READ_RUNS}) ..."));
     let mut scanned = 0u64;
-    p.events(&EventFilter::default(), &mut |e| {
-        scanned += u64::from(e.data.is_some());
-        Ok(true)
+    let scan_s = best_of(READ_RUNS, || {
+        scanned = 0;
+        p.events(&EventFilter::default(), &mut |e| {
+            scanned += u64::from(e.has_body());
+            Ok(true)
+        })
     })?;
-    let scan_s = t0.elapsed().as_secs_f64();
     rows.push((format!("custos decrypting scan{label} (events list without printing)"), rate(scanned, scan_s), "events/s".into()));
 
-    note("verify ...");
-    let t0 = Instant::now();
-    let rep = p.verify(&VerifyOptions { with_keys: true, expect: vec![] }, &mut |_| {})?;
-    let verify_keys_s = t0.elapsed().as_secs_f64();
+    note(&format!("verify (best of {READ_RUNS}) ..."));
+    let mut rep = VerifyReport::default();
+    let verify_keys_s = best_of(READ_RUNS, || {
+        rep = p.verify(&VerifyOptions { with_keys: true, expect: vec![] }, &mut |_| {})?;
+        Ok(())
+    })?;
     rows.push((format!("custos verify with keys{label}"), rate(rep.events, verify_keys_s), "events/s".into()));
-    let t0 = Instant::now();
-    let rep2 = p.verify(&VerifyOptions { with_keys: false, expect: vec![] }, &mut |_| {})?;
-    let verify_nokeys_s = t0.elapsed().as_secs_f64();
+    let mut rep2 = VerifyReport::default();
+    let verify_nokeys_s = best_of(READ_RUNS, || {
+        rep2 = p.verify(&VerifyOptions { with_keys: false, expect: vec![] }, &mut |_| {})?;
+        Ok(())
+    })?;
     rows.push((format!("custos verify without keys{label}"), rate(rep2.events, verify_nokeys_s), "events/s".into()));
     if !(rep.ok && rep2.ok) {
-        return Err(custos_platform::PlatformError::Integrity("the benchmark store does not verify".into()).into());
+        return Err(PlatformError::Integrity("the benchmark store does not verify".into()).into());
     }
     let store_bytes = p.log().backend().size_bytes()?;
     Ok(LogRun {
@@ -177,9 +205,13 @@ fn core(ctx: &Ctx, a: BenchArgs) -> anyhow::Result<()> {
     note("raw SQLite baselines ...");
     let raw = base.path().join("raw.db");
     let ri_s = rawbench::raw_insert(&raw, n, body_len, a.tenants)?;
-    let (rn, rs_s) = rawbench::raw_scan(&raw)?;
+    let (mut rn, mut rs_s) = (0, f64::INFINITY);
+    for _ in 0..READ_RUNS {
+        let (n, s) = rawbench::raw_scan(&raw)?;
+        (rn, rs_s) = (n, rs_s.min(s));
+    }
     rows.push(("raw rusqlite insert, same row shape, one transaction, synchronous=FULL".into(), rate(n, ri_s), "rows/s".into()));
-    rows.push(("raw rusqlite scan touching every body".into(), rate(rn, rs_s), "rows/s".into()));
+    rows.push((format!("raw rusqlite scan touching every body (best of {READ_RUNS})"), rate(rn, rs_s), "rows/s".into()));
 
     note("crypto baselines ...");
     let m = n.min(1_000_000);

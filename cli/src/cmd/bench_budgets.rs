@@ -100,7 +100,7 @@ fn one_size(ctx: &Ctx, base: &Path, n: u64, tenants: u64) -> anyhow::Result<Valu
     let t0 = Instant::now();
     let mut cnt = 0u64;
     p.events(&EventFilter::default(), &mut |e| {
-        cnt += u64::from(e.data.is_some());
+        cnt += u64::from(e.has_body());
         Ok(true)
     })?;
     let scan_s = t0.elapsed().as_secs_f64();

@@ -73,10 +73,7 @@ pub fn events(ctx: &Ctx, c: EventsCmd) -> anyhow::Result<()> {
             let stdout = std::io::stdout();
             let mut o = std::io::BufWriter::new(stdout.lock());
             p.events_visible(&who, &filter, &mut |e| {
-                match serde_json::to_writer(&mut o, &e.to_json())
-                    .map_err(|e| e.to_string())
-                    .and_then(|_| writeln!(o).map_err(|e| e.to_string()))
-                {
+                match e.write_json(&mut o).and_then(|_| writeln!(o)) {
                     Ok(()) => Ok(true),
                     // A closed pipe (`| head`) ends the listing quietly.
                     Err(_) => Ok(false),

@@ -60,7 +60,11 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
     say("\n== 3. read: the three latest cost events of acme-corp, decrypted");
     let mut shown = vec![];
     p.events(&EventFilter { tenant: Some("acme-corp".into()), kind: Some("cost_recorded".into()), ..Default::default() }, &mut |e| {
-        shown.push(e.to_json());
+        let mut line = vec![];
+        // Writing into a Vec cannot fail.
+        if e.write_json(&mut line).is_ok() {
+            shown.push(String::from_utf8_lossy(&line).into_owned());
+        }
         Ok(true)
     })?;
     for e in shown.iter().rev().take(3) {
