@@ -29,5 +29,25 @@ pub use token::{hash_token, new_token, Token};
 /// Constant-time equality of two byte strings (for hashes of tokens and chain values).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
+    // Differences are OR-ed together without a branch and only the result goes through
+    // `subtle` (its per-byte barrier made comparing chain values a visible verify cost).
+    a.len() == b.len() && bool::from(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)).ct_eq(&0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ct_eq;
+
+    #[test]
+    fn ct_eq_compares_every_byte_and_the_length() {
+        let a = [7u8; 32];
+        assert!(ct_eq(&a, &a));
+        for i in 0..32 {
+            let mut b = a;
+            b[i] ^= 0x80;
+            assert!(!ct_eq(&a, &b), "difference at byte {i} missed");
+        }
+        assert!(!ct_eq(&a, &a[..31]));
+        assert!(ct_eq(b"", b""));
+    }
 }

@@ -1,6 +1,6 @@
 //! The record format: clear header, hashed fields, AAD and chain links (docs/FORMAT.md §2–§4).
 
-use custos_crypto::Sha256;
+use custos_crypto::{sha256, Sha256};
 use custos_domain::{Category, Clearance, TenantId, Timestamp};
 
 /// Domain-separation prefix of an entry hash (RFC 6962 leaf prefix).
@@ -41,10 +41,39 @@ pub struct Header {
     pub commitment: [u8; 32],
 }
 
-fn lp(h: &mut Sha256, b: &[u8]) {
+fn lp(put: &mut impl FnMut(&[u8]), b: &[u8]) {
     // Lengths are u32 big-endian; every field is far below 4 GiB (kinds ≤ 64 B, tenants ≤ 63 B).
-    h.update(&(b.len() as u32).to_be_bytes());
-    h.update(b);
+    put(&(b.len() as u32).to_be_bytes());
+    put(b);
+}
+
+/// Bytes gathered on the stack so a short input is hashed in one call: feeding SHA-256
+/// twenty small pieces cost more than the compression itself on the verify path.
+struct StackBuf<const N: usize> {
+    b: [u8; N],
+    n: usize,
+    overflow: bool,
+}
+
+impl<const N: usize> StackBuf<N> {
+    fn new() -> Self {
+        Self { b: [0; N], n: 0, overflow: false }
+    }
+
+    fn put(&mut self, x: &[u8]) {
+        match self.b.get_mut(self.n..self.n + x.len()) {
+            Some(d) => {
+                d.copy_from_slice(x);
+                self.n += x.len();
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    /// The bytes, unless they did not fit.
+    fn bytes(&self) -> Option<&[u8]> {
+        (!self.overflow).then(|| self.b.get(..self.n)).flatten()
+    }
 }
 
 fn lp_vec(v: &mut Vec<u8>, b: &[u8]) {
@@ -62,19 +91,30 @@ impl Header {
     /// ‖ lp(kind) ‖ lp(occurred_at) ‖ lp(recorded_at) ‖ lp(label) ‖ commitment).
     /// Ciphertext, nonce and key reference are deliberately not hashed.
     pub fn entry_hash(&self) -> [u8; 32] {
+        // Valid headers (tenant ≤ 63 B, kind ≤ 64 B) fit in 320 bytes; a longer one read
+        // from a damaged store is hashed incrementally, to the same value.
+        let mut s = StackBuf::<320>::new();
+        self.entry_input(&mut |b| s.put(b));
+        if let Some(bytes) = s.bytes() {
+            return sha256(bytes);
+        }
         let mut h = Sha256::new();
-        h.update(&[ENTRY_PREFIX]);
-        lp(&mut h, RECORD_FORMAT);
-        lp(&mut h, &self.global_seq.to_be_bytes());
-        lp(&mut h, self.tenant.as_str().as_bytes());
-        lp(&mut h, &self.tenant_seq.to_be_bytes());
-        lp(&mut h, self.category.as_str().as_bytes());
-        lp(&mut h, self.kind.as_bytes());
-        lp(&mut h, &self.occurred_at.to_be_bytes());
-        lp(&mut h, &self.recorded_at.to_be_bytes());
-        lp(&mut h, label_str(self.label).as_bytes());
-        h.update(&self.commitment);
+        self.entry_input(&mut |b| h.update(b));
         h.finish()
+    }
+
+    fn entry_input(&self, put: &mut impl FnMut(&[u8])) {
+        put(&[ENTRY_PREFIX]);
+        lp(put, RECORD_FORMAT);
+        lp(put, &self.global_seq.to_be_bytes());
+        lp(put, self.tenant.as_str().as_bytes());
+        lp(put, &self.tenant_seq.to_be_bytes());
+        lp(put, self.category.as_str().as_bytes());
+        lp(put, self.kind.as_bytes());
+        lp(put, &self.occurred_at.to_be_bytes());
+        lp(put, &self.recorded_at.to_be_bytes());
+        lp(put, label_str(self.label).as_bytes());
+        put(&self.commitment);
     }
 
     /// AAD binding a ciphertext to its row: tenant, tenant_seq, global_seq, category,
@@ -102,11 +142,11 @@ impl Header {
 
 /// chain' = SHA-256(prefix ‖ chain ‖ entry).
 pub fn link(prefix: u8, prev: &[u8; 32], entry: &[u8; 32]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(&[prefix]);
-    h.update(prev);
-    h.update(entry);
-    h.finish()
+    let mut b = [0u8; 65];
+    b[0] = prefix;
+    b[1..33].copy_from_slice(prev);
+    b[33..].copy_from_slice(entry);
+    sha256(&b)
 }
 
 /// Folds entry hashes into a chain head, from `start`.

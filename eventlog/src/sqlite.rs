@@ -413,12 +413,11 @@ fn snapshot_of(conn: &Connection, tenant: &str, name: &str) -> Result<Option<Sna
 
 fn scan_conn(conn: &Connection, q: &Query, f: &mut dyn FnMut(StoredRecord) -> Result<bool, LogError>) -> Result<(), LogError> {
     // A header-only scan (verify without keys) does not copy bodies out of SQLite: an
-    // empty blob stands for "present", NULL for "purged".
+    // empty blob stands for "present", NULL for "purged". The 12-byte nonce is read as
+    // it is (a constant literal and a borrowed nonce cost less than building blobs per row).
     let mut cols = RECORD_COLS.to_string();
     if q.headers_only {
-        cols = cols
-            .replace(" nonce,", " CASE WHEN nonce IS NULL THEN NULL ELSE zeroblob(12) END,")
-            .replace(" body,", " CASE WHEN body IS NULL THEN NULL ELSE zeroblob(0) END,");
+        cols = cols.replace(" body,", " CASE WHEN body IS NULL THEN NULL ELSE x'' END,");
     }
     if q.skip_chains {
         cols = cols.replace(" tenant_chain, global_chain,", " NULL, NULL,");
