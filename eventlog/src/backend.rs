@@ -278,6 +278,21 @@ pub trait Backend: Send {
     fn reclaim(&self) -> Result<bool, LogError>;
     /// Bodies still present per DEK version of a tenant: (version, count), by version.
     fn body_counts_by_dek(&self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError>;
+    /// For a long-lived writer: stops this connection from checkpointing its write-ahead
+    /// log inside commits and returns a [`Checkpointer`] to run on another thread, so a
+    /// commit waits for its own fsync only. None where the backend has no such log to
+    /// manage (PostgreSQL checkpoints in its own server processes).
+    fn detach_checkpoints(&mut self) -> Result<Option<Box<dyn Checkpointer>>, LogError> {
+        Ok(None)
+    }
+}
+
+/// Moves committed pages from a write-ahead log into the store, off the commit path.
+pub trait Checkpointer: Send {
+    /// Checkpoints what it can without blocking the writer; forces a full checkpoint
+    /// (which briefly waits for the writer) only once the log has outgrown its bound.
+    /// True when the log was fully checkpointed.
+    fn step(&mut self) -> Result<bool, LogError>;
 }
 
 /// The write transaction. Dropping it without `commit` rolls everything back.

@@ -23,7 +23,7 @@ mod rotation;
 pub mod sqlite;
 mod verify;
 
-pub use backend::{ArtifactChunk, ArtifactRow, Backend, Head, Query, StoredRecord, Tx};
+pub use backend::{ArtifactChunk, ArtifactRow, Backend, Checkpointer, Head, Query, StoredRecord, Tx};
 pub use error::LogError;
 pub use event::{Event, RawEvent};
 pub use log::max_seals_from_env;

@@ -444,6 +444,11 @@ impl EventLog {
         Ok(())
     }
 
+    /// See [`Backend::detach_checkpoints`]: for long-lived writers such as the server.
+    pub fn detach_checkpoints(&mut self) -> Result<Option<Box<dyn crate::Checkpointer>>, LogError> {
+        self.backend.detach_checkpoints()
+    }
+
     /// The backend, for reads.
     pub fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()

@@ -648,6 +648,48 @@ impl Backend for SqliteBackend {
     fn body_counts_by_dek(&self, tenant: &str) -> Result<Vec<(u32, u64)>, LogError> {
         body_counts(&self.conn, tenant)
     }
+
+    fn detach_checkpoints(&mut self) -> Result<Option<Box<dyn crate::Checkpointer>>, LogError> {
+        self.wal_checkpointer(WAL_BOUND_FRAMES).map(Some)
+    }
+}
+
+impl SqliteBackend {
+    /// [`Backend::detach_checkpoints`] with an explicit bound: past `max_frames` WAL
+    /// frames, a fully copied WAL is truncated (waiting for the writer once).
+    pub fn wal_checkpointer(&mut self, max_frames: i64) -> Result<Box<dyn crate::Checkpointer>, LogError> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(std::time::Duration::from_millis(busy_timeout_ms()))?;
+        // Same durability as the writer: a checkpoint fsyncs the WAL before copying it.
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;")?;
+        self.conn.execute_batch("PRAGMA wal_autocheckpoint=0")?;
+        Ok(Box::new(WalCheckpointer { conn, max_frames }))
+    }
+}
+
+/// Frames (pages) the WAL may hold before the checkpointer stops being polite: about
+/// 64 MiB with 4 KiB pages. SQLite's own automatic checkpoint runs at 1000.
+const WAL_BOUND_FRAMES: i64 = 16_384;
+
+/// Checkpoints the WAL of a store on its own connection (see [`crate::Checkpointer`]).
+struct WalCheckpointer {
+    conn: Connection,
+    max_frames: i64,
+}
+
+impl crate::Checkpointer for WalCheckpointer {
+    fn step(&mut self) -> Result<bool, LogError> {
+        // PASSIVE copies frames no reader still needs and never waits for the writer.
+        let (_busy, log, done): (i64, i64, i64) =
+            self.conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        if log > self.max_frames && done >= log {
+            // Fully copied but still long (the writer never paused between commits long
+            // enough for the WAL to restart): TRUNCATE waits for the writer once and
+            // resets the file, so the WAL stays bounded under a sustained load.
+            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(done >= log)
+    }
 }
 
 struct SqliteTx<'c> {

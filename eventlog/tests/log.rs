@@ -155,3 +155,58 @@ proptest! {
         prop_assert_eq!(rep.events, total);
     }
 }
+
+fn wal_bytes(store: &str) -> u64 {
+    std::fs::metadata(format!("{store}-wal")).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Appends `commits` transactions of 100 events (~1.5 KB each on disk) each.
+fn append_commits(log: &mut EventLog, commits: u64) -> R {
+    for c in 0..commits {
+        let batch: Vec<Pending> = (0..100)
+            .map(|i| {
+                let mut e = ev("acme", c * 100 + i);
+                e.event.data["pad"] = json!("x".repeat(1000));
+                e
+            })
+            .collect();
+        log.append(&batch)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn detached_checkpoints_leave_commits_alone_and_keep_the_wal_reused() -> R {
+    let (_d, store, root, mut log) = setup()?;
+    let mut cp = log.detach_checkpoints()?.ok_or("SQLite has a WAL to checkpoint")?;
+    append_commits(&mut log, 40)?;
+    // ~6 MB committed and no inline checkpoint: SQLite's own would have reset the WAL
+    // at 1000 pages (~4 MB).
+    let grown = wal_bytes(&store);
+    assert!(grown > 5_000_000, "WAL holds {grown} bytes; commits still checkpoint inline");
+    assert!(cp.step()?, "a passive checkpoint with no reader copies the whole WAL");
+    // Once copied, the next commits start the WAL over instead of growing it.
+    append_commits(&mut log, 20)?;
+    assert!(wal_bytes(&store) <= grown, "WAL grew from {grown} to {} after a full checkpoint", wal_bytes(&store));
+    assert!(verify(&log, true)?.ok);
+    drop(log);
+    let mut again = EventLog::open(&store)?;
+    again.unlock(&root)?;
+    let rep = verify(&again, true)?;
+    assert!(rep.ok && rep.events == 6000, "{rep:?}");
+    Ok(())
+}
+
+#[test]
+fn a_long_wal_is_truncated_once_fully_copied() -> R {
+    let (_d, store, _root, mut log) = setup()?;
+    let _inline_off = log.detach_checkpoints()?;
+    let mut cp = custos_eventlog::sqlite::SqliteBackend::open(std::path::Path::new(&store))?.wal_checkpointer(64)?;
+    append_commits(&mut log, 5)?;
+    assert!(wal_bytes(&store) > 64 * 4096);
+    assert!(cp.step()?);
+    assert_eq!(wal_bytes(&store), 0, "a WAL past its bound is truncated after a full checkpoint");
+    append_commits(&mut log, 1)?;
+    assert!(verify(&log, true)?.ok);
+    Ok(())
+}

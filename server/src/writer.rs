@@ -11,9 +11,10 @@
 //! request's failure never takes another's events with it.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use custos_eventlog::{LogError, Pending, Receipt};
 use custos_platform::Platform;
@@ -47,6 +48,8 @@ pub enum Msg {
 /// transaction (a single larger request is still committed whole).
 pub fn spawn(mut p: Platform, mut rx: mpsc::Receiver<Msg>, max_batch: usize, metrics: Arc<Metrics>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("custos-writer".into()).spawn(move || {
+        // Lives as long as this thread: stopped and joined when the writer returns.
+        let _checkpoints = Checkpoints::start(&mut p);
         let mut appends: Vec<AppendReq> = vec![];
         let mut ops: Vec<WriteOp> = vec![];
         loop {
@@ -89,6 +92,59 @@ pub fn spawn(mut p: Platform, mut rx: mpsc::Receiver<Msg>, max_batch: usize, met
             }
         }
     })
+}
+
+/// The background checkpointer of the writer's store (SQLite): a commit then waits for
+/// its own WAL fsync only, never for copying the WAL into the database, which otherwise
+/// lands on whichever commit crosses SQLite's 1000-page mark and shows in tail latency.
+struct Checkpoints {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpoints {
+    /// How long the checkpointer sleeps once the WAL is fully copied.
+    const IDLE: Duration = Duration::from_millis(50);
+
+    fn start(p: &mut Platform) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let cp = match p.log_mut().detach_checkpoints() {
+            Ok(cp) => cp,
+            Err(e) => {
+                // Not fatal: SQLite keeps checkpointing inside commits as before.
+                tracing::warn!("background WAL checkpoints unavailable ({e}); commits checkpoint inline");
+                None
+            }
+        };
+        let thread = cp.and_then(|mut cp| {
+            let stop = stop.clone();
+            let spawned = std::thread::Builder::new().name("custos-checkpoint".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match cp.step() {
+                        Ok(true) => std::thread::park_timeout(Self::IDLE),
+                        // Behind the writer: go again after a short breath.
+                        Ok(false) => std::thread::sleep(Duration::from_millis(2)),
+                        Err(e) => {
+                            tracing::warn!("WAL checkpoint failed: {e}");
+                            std::thread::park_timeout(Duration::from_secs(1));
+                        }
+                    }
+                }
+            });
+            spawned.map_err(|e| tracing::warn!("cannot start the checkpoint thread ({e})")).ok()
+        });
+        Self { stop, thread }
+    }
+}
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 fn commit_group(p: &mut Platform, reqs: Vec<AppendReq>, metrics: &Metrics) {

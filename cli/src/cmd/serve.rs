@@ -90,11 +90,16 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
 
 /// `custos bench --suite server`. Knobs beyond the shared bench flags come from the
 /// environment so the shared argument struct stays as it is:
-/// CUSTOS_BENCH_SECS (per level, default 5), CUSTOS_BENCH_EVENTS_PER_REQUEST (default 16).
+/// CUSTOS_BENCH_SECS (per level, default 5), CUSTOS_BENCH_EVENTS_PER_REQUEST (default 16),
+/// CUSTOS_BENCH_CLIENTS (comma-separated levels, default `1,8,64`).
 pub fn bench(ctx: &Ctx, a: crate::args::BenchArgs) -> anyhow::Result<()> {
     let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok()).unwrap_or(d);
     let o = custos_server::bench::BenchOptions {
-        clients: vec![1, 8, 64],
+        clients: std::env::var("CUSTOS_BENCH_CLIENTS")
+            .ok()
+            .map(|v| v.split(',').filter_map(|c| c.trim().parse::<usize>().ok()).filter(|&c| c > 0).collect::<Vec<_>>())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| vec![1, 8, 64]),
         secs: env("CUSTOS_BENCH_SECS", 5.0),
         events_per_request: env("CUSTOS_BENCH_EVENTS_PER_REQUEST", 16.0).max(1.0) as usize,
         payload: a.payload,
