@@ -156,6 +156,13 @@ pub struct Prepared {
     commitment: [u8; 32],
 }
 
+impl Prepared {
+    /// The tenant the event is for.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+}
+
 /// Builds committed bodies for a batch; one `getrandom` call fills every salt.
 pub fn prepare(batch: Vec<Pending>) -> Result<Vec<Prepared>, LogError> {
     let mut salts = vec![0u8; batch.len() * SALT_LEN];
@@ -179,18 +186,19 @@ pub fn prepare(batch: Vec<Pending>) -> Result<Vec<Prepared>, LogError> {
 impl<'a> Appender<'a> {
     /// Appends a batch inside the open transaction; returns the global seqs given.
     pub fn push(&mut self, batch: &[Pending]) -> Result<Vec<u64>, LogError> {
-        self.push_prepared(prepare(batch.to_vec())?)
+        self.push_prepared(&prepare(batch.to_vec())?)
     }
 
-    /// Seals, chains and inserts prepared events inside the open transaction.
-    pub fn push_prepared(&mut self, batch: Vec<Prepared>) -> Result<Vec<u64>, LogError> {
+    /// Seals, chains and inserts prepared events inside the open transaction. The batch
+    /// is only read (the server retries a request on its own after a failed group).
+    pub fn push_prepared(&mut self, batch: &[Prepared]) -> Result<Vec<u64>, LogError> {
         let now = now_micros();
         self.rand.resize(batch.len() * 12, 0);
         random_bytes(&mut self.rand)?;
         self.recs.clear();
         let mut seqs = Vec::with_capacity(batch.len());
         let mut aad = std::mem::take(&mut self.plain);
-        for (i, ev) in batch.into_iter().enumerate() {
+        for (i, ev) in batch.iter().enumerate() {
             let occurred_at = ev.occurred_at.unwrap_or(now);
             if occurred_at > now.saturating_add(MAX_FUTURE_SKEW_MICROS) {
                 return Err(LogError::Conflict(format!("occurred_at of a {} event is in the future", ev.kind)));
@@ -201,16 +209,18 @@ impl<'a> Appender<'a> {
             let st = self.tenant_state(&ev.tenant, now)?;
             let header = Header {
                 global_seq,
-                tenant: ev.tenant,
+                tenant: ev.tenant.clone(),
                 tenant_seq: st.last_seq + 1,
                 category: ev.category,
-                kind: ev.kind,
+                kind: ev.kind.clone(),
                 occurred_at,
                 recorded_at: now,
                 label: ev.label,
                 commitment: ev.commitment,
             };
-            let mut body = ev.plain;
+            // Sized for the tag, so sealing in place does not grow it again.
+            let mut body = Vec::with_capacity(ev.plain.len() + custos_crypto::TAG_LEN);
+            body.extend_from_slice(&ev.plain);
             header.aad_into(st.dek_version, &mut aad);
             custos_crypto::seal_in_place(&st.dek, &nonce, &aad, &mut body)?;
             let entry = header.entry_hash();

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use custos_domain::{parse_ts, Category, TenantId};
-use custos_eventlog::{Pending, Receipt, VerifyOptions};
+use custos_eventlog::{prepare, Pending, Prepared, Receipt, VerifyOptions};
 use custos_platform::{parse_expect, required_role, EventFilter, Platform, PlatformError, Principal};
 use http_body_util::BodyExt;
 use serde::Deserialize;
@@ -397,12 +397,16 @@ async fn append_events(State(st): State<AppState>, headers: HeaderMap, body: Bod
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_big()),
         Err(e) => return Err(ApiError::bad_request(format!("could not read the body: {e}"))),
     };
-    let events = if bytes.len() <= INLINE_PARSE_BYTES {
-        body::parse(&bytes, format)?
-    } else {
-        tokio::task::spawn_blocking(move || body::parse(&bytes, format)).await.map_err(ApiError::internal)??
+    // Parsing, canonical JSON and commitments happen here, on the request's task, in
+    // parallel across requests; the single writer is left with sealing and chaining.
+    let actor = who.name.clone();
+    let inline = bytes.len() <= INLINE_PARSE_BYTES;
+    let parse_and_prepare = move || -> Result<Vec<Prepared>, ApiError> {
+        let events = body::parse(&bytes, format)?;
+        prepare(events.into_iter().map(|event| Pending { event, actor: actor.clone() }).collect()).map_err(ApiError::from_log)
     };
-    let events = events.into_iter().map(|event| Pending { event, actor: who.name.clone() }).collect();
+    let events =
+        if inline { parse_and_prepare()? } else { tokio::task::spawn_blocking(parse_and_prepare).await.map_err(ApiError::internal)?? };
     let (reply, rx) = oneshot::channel();
     st.0.tx
         .send(Msg::Append(AppendReq { events, reply }))

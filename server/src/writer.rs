@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use custos_eventlog::{LogError, Pending, Receipt};
+use custos_eventlog::{LogError, Prepared, Receipt};
 use custos_platform::Platform;
 use tokio::sync::{mpsc, oneshot};
 
@@ -28,8 +28,10 @@ pub type WriteOp = Box<dyn FnOnce(&mut Platform) + Send>;
 
 /// One append request: its events, in order, and where to send its receipt.
 pub struct AppendReq {
-    /// Parsed, validated events with their actor.
-    pub events: Vec<Pending>,
+    /// Parsed, validated events with their actor, already committed to (canonical body,
+    /// salt, commitment: [`custos_eventlog::prepare`]) by the request's own task, so the
+    /// single writer only seals, chains and inserts.
+    pub events: Vec<Prepared>,
     /// Answered after the commit.
     pub reply: oneshot::Sender<Result<Receipt, LogError>>,
 }
@@ -182,9 +184,9 @@ fn try_group(p: &mut Platform, reqs: &[AppendReq]) -> Result<Vec<Receipt>, LogEr
     let mut a = p.log_mut().appender()?;
     let mut out = Vec::with_capacity(reqs.len());
     for r in reqs {
-        let seqs = a.push(&r.events)?;
+        let seqs = a.push_prepared(&r.events)?;
         let h = a.head();
-        let tenants: HashSet<&str> = r.events.iter().map(|e| e.event.tenant.as_str()).collect();
+        let tenants: HashSet<&str> = r.events.iter().map(|e| e.tenant().as_str()).collect();
         out.push(Receipt {
             appended: seqs.len() as u64,
             first_seq: seqs.first().copied().unwrap_or(0),
@@ -202,7 +204,7 @@ fn try_group(p: &mut Platform, reqs: &[AppendReq]) -> Result<Vec<Receipt>, LogEr
 mod tests {
     use super::*;
     use custos_domain::{Category, NewEvent, TenantId};
-    use custos_eventlog::VerifyOptions;
+    use custos_eventlog::{Pending, VerifyOptions};
 
     fn pending(tenant: &str, occurred_at: Option<i64>) -> Pending {
         let event = NewEvent {
@@ -225,6 +227,7 @@ mod tests {
         let mut replies = vec![];
         for events in reqs {
             let (reply, r) = oneshot::channel();
+            let events = custos_eventlog::prepare(events).unwrap();
             tx.try_send(Msg::Append(AppendReq { events, reply })).ok().unwrap();
             replies.push(r);
         }
