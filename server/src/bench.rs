@@ -33,6 +33,9 @@ pub struct BenchOptions {
     pub tenants: u64,
     /// Rows of the raw-insert baseline.
     pub raw_rows: u64,
+    /// A PostgreSQL URL to measure on (in a scratch schema, dropped at the end) instead
+    /// of a temp SQLite store; the raw baseline is then PostgreSQL's batched insert.
+    pub postgres: Option<String>,
 }
 
 /// One concurrency level's figures.
@@ -67,13 +70,27 @@ pub struct Report {
     pub body_bytes: usize,
     /// Events per request.
     pub events_per_request: usize,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
 }
 
-/// Runs the suite in a temp store under `dir`.
+/// Runs the suite in a temp store under `dir`, or in a scratch schema of
+/// `o.postgres`.
 pub fn run(dir: &Path, o: &BenchOptions) -> Result<Report, ServerError> {
+    let log_err = |e: custos_eventlog::LogError| ServerError::Platform(e.into());
+    let Some(url) = &o.postgres else { return run_on(dir, o, None) };
+    let (scratch, schema) = custos_eventlog::rawbench::pg_scratch(url).map_err(log_err)?;
+    let res = run_on(dir, o, Some(&scratch));
+    let dropped = custos_eventlog::rawbench::pg_drop_scratch(url, &schema).map_err(log_err);
+    let r = res?;
+    dropped?;
+    Ok(r)
+}
+
+fn run_on(dir: &Path, o: &BenchOptions, pg: Option<&str>) -> Result<Report, ServerError> {
     let io = |e: std::io::Error| ServerError::Io(e.to_string());
     let base = tempfile::Builder::new().prefix("custos-bench-server-").tempdir_in(dir).map_err(io)?;
-    let store = base.path().join("bench.db").display().to_string();
+    let store = pg.map_or_else(|| base.path().join("bench.db").display().to_string(), str::to_string);
     let key = base.path().join("bench.key");
     let (p, init) = Platform::init(&store, &key, "admin")?;
     drop(p);
@@ -158,9 +175,18 @@ pub fn run(dir: &Path, o: &BenchOptions) -> Result<Report, ServerError> {
         })
         .map_err(|e| ServerError::Platform(e.into()))?;
     drop(p);
-    let secs = custos_eventlog::rawbench::raw_insert(&base.path().join("raw.db"), o.raw_rows, body_bytes, o.tenants)
-        .map_err(|e| ServerError::Platform(e.into()))?;
-    Ok(Report { levels, raw_insert_rows_per_s: o.raw_rows as f64 / secs.max(1e-9), body_bytes, events_per_request: o.events_per_request })
+    let secs = match pg {
+        Some(url) => custos_eventlog::rawbench::pg_raw_insert(url, o.raw_rows, body_bytes, o.tenants),
+        None => custos_eventlog::rawbench::raw_insert(&base.path().join("raw.db"), o.raw_rows, body_bytes, o.tenants),
+    }
+    .map_err(|e| ServerError::Platform(e.into()))?;
+    Ok(Report {
+        levels,
+        raw_insert_rows_per_s: o.raw_rows as f64 / secs.max(1e-9),
+        body_bytes,
+        events_per_request: o.events_per_request,
+        backend: if pg.is_some() { "postgres" } else { "sqlite" },
+    })
 }
 
 struct ClientResult {
