@@ -552,3 +552,27 @@ fn serve_appends_and_lists_on_postgres() -> TestResult {
     assert_eq!(v.json()["ok"], json!(true));
     Ok(())
 }
+
+#[test]
+fn server_bench_runs_on_postgres_in_a_scratch_schema() -> TestResult {
+    let Some(pg) = pg::server() else { return Ok(()) };
+    let url = pg.fresh_db();
+    let dir = tempfile::tempdir()?;
+    let r = custos_tests::Run::capture(
+        custos()
+            .env("CUSTOS_BENCH_SECS", "0.3")
+            .env("CUSTOS_BENCH_CLIENTS", "2")
+            .env("CUSTOS_BENCH_EVENTS_PER_REQUEST", "4")
+            .args(["--json", "--store", &url, "bench", "--suite", "server", "--events", "1000", "--tenants", "3", "--dir"])
+            .arg(dir.path()),
+    );
+    r.expect(0);
+    let v = r.json();
+    assert_eq!(v["backend"], "postgres");
+    assert!(v["levels"][0]["events"].as_u64().is_some_and(|e| e > 0) && v["levels"][0]["errors"] == 0, "{v}");
+    // The scratch schema is dropped: the database holds no custos tables afterwards.
+    let mut c = postgres::Client::connect(&url, postgres::NoTls)?;
+    let left: i64 = c.query_one("SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'custos_bench_%'", &[])?.get(0);
+    assert_eq!(left, 0);
+    Ok(())
+}
