@@ -1,6 +1,7 @@
 //! Server mode (`custos serve`): auth matrix and recorded denials, refusal of bad
-//! bodies with nothing appended, streamed listing, TLS, concurrent load, SIGKILL
-//! crash safety of acknowledged appends, and graceful SIGTERM. Loopback only.
+//! bodies with nothing appended, streamed listing, TLS, concurrent load and SIGKILL
+//! crash safety of acknowledged appends (both on SQLite and on PostgreSQL), and
+//! graceful SIGTERM. Loopback only.
 
 use std::path::Path;
 use std::process::Child;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use custos_tests::{line, Store};
+use custos_tests::{line, Backend, Store};
 use serde_json::{json, Value};
 
 /// A running `custos serve` child.
@@ -388,10 +389,23 @@ fn max_receipt(rs: &[Value]) -> Option<String> {
 
 #[test]
 fn load_64_concurrent_clients() {
-    let secs: u64 = std::env::var("CUSTOS_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let store = Store::new();
+    load_64_concurrent_clients_on(&Store::with_backend(Backend::Sqlite).unwrap_or_else(|| unreachable!("SQLite needs nothing installed")));
+}
+
+#[test]
+fn load_64_concurrent_clients_on_postgres() {
+    // Skipped (loudly, by the harness) without PostgreSQL binaries, except under CI=true.
+    if let Some(store) = Store::with_backend(Backend::Postgres) {
+        load_64_concurrent_clients_on(&store);
+    }
+}
+
+/// 64 clients appending for `CUSTOS_LOAD_SECS` (default 20) seconds: no errors, the log
+/// holds exactly the acknowledged events, receipts never overlap, verify passes.
+fn load_64_concurrent_clients_on(store: &Store) {
+    let secs: u64 = std::env::var("CUSTOS_LOAD_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let admin = tok(&store.admin);
-    let srv = Server::start(&store, &[]);
+    let srv = Server::start(store, &[]);
     let before = store.event_count();
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
@@ -429,17 +443,29 @@ fn load_64_concurrent_clients() {
     // Group commit actually grouped: fewer transactions than requests.
     let commits: u64 = m.lines().find_map(|l| l.strip_prefix("custos_group_commits_total ")).and_then(|v| v.parse().ok()).unwrap_or(0);
     assert!(commits > 0 && commits < receipts.len() as u64, "commits {commits} vs requests {}", receipts.len());
-    eprintln!("load: {} requests, {acked} events in {secs} s, {commits} group commits", receipts.len());
+    eprintln!("load ({:?}): {} requests, {acked} events in {secs} s, {commits} group commits", store.backend, receipts.len());
 }
 
 #[test]
 fn sigkill_during_load_loses_no_acknowledged_event() {
+    sigkill_during_load_on(&Store::with_backend(Backend::Sqlite).unwrap_or_else(|| unreachable!("SQLite needs nothing installed")));
+}
+
+#[test]
+fn sigkill_during_load_loses_no_acknowledged_event_on_postgres() {
+    if let Some(store) = Store::with_backend(Backend::Postgres) {
+        sigkill_during_load_on(&store);
+    }
+}
+
+/// `CUSTOS_CRASH_ITERS` (default 20) SIGKILLs of a server under load: every
+/// acknowledged event is in the log afterwards and the log verifies.
+fn sigkill_during_load_on(store: &Store) {
     let iters: u64 = std::env::var("CUSTOS_CRASH_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let store = Store::new();
     let admin = tok(&store.admin);
     let mut all = vec![];
     for it in 0..iters {
-        let srv = Server::start(&store, &[]);
+        let srv = Server::start(store, &[]);
         let stop = Arc::new(AtomicBool::new(false));
         let url = srv.url("/v1/events");
         let (tk, st) = (admin.clone(), stop.clone());
@@ -468,7 +494,7 @@ fn sigkill_during_load_loses_no_acknowledged_event() {
             assert!(seqs.contains(&s), "acknowledged seq {s} missing");
         }
     }
-    eprintln!("crash: {iters} SIGKILLs, {} acknowledged requests, {acked} events", all.len());
+    eprintln!("crash ({:?}): {iters} SIGKILLs, {} acknowledged requests, {acked} events", store.backend, all.len());
 }
 
 #[test]
