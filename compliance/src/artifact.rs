@@ -162,6 +162,40 @@ pub fn open_stream(
     Ok(size)
 }
 
+/// Re-seals every chunk of `a` (sealed with `old`, version `a.dek_version`) under `new`
+/// (version `new_version`) inside `tx`, with fresh nonces, checking order, the final
+/// flag, size and SHA-256 on the way exactly as [`open_stream`] does — a damaged artifact
+/// fails here instead of being re-sealed as if it were sound. The caller records the new
+/// version with [`Tx::set_artifact_dek`] in the same transaction. Returns chunks re-sealed.
+pub fn reseal(tx: &mut dyn Tx, a: &ArtifactRow, old: &Aead, new: &Aead, new_version: u32) -> Result<u64, ArtifactError> {
+    let bad = |detail: String| ArtifactError::Integrity { id: a.id.clone(), detail };
+    if a.chunks == 0 {
+        return Err(bad("no chunks recorded".into()));
+    }
+    let mut hash = Sha256::new();
+    let mut size = 0u64;
+    for index in 0..a.chunks {
+        let c = tx.artifact_chunk(&a.id, index)?.ok_or_else(|| bad(format!("chunk {index} is missing")))?;
+        let mut body = c.body;
+        let last = index + 1 == a.chunks;
+        open_in_place(old, &c.nonce, &chunk_aad(&a.tenant, &a.id, index, last, a.dek_version), &mut body)
+            .map_err(|_| bad(format!("chunk {index} does not decrypt in this position (moved, reordered or truncated)")))?;
+        hash.update(&body);
+        size += body.len() as u64;
+        let mut nonce = [0u8; 12];
+        random_bytes(&mut nonce).map_err(LogError::from)?;
+        seal_in_place(new, &nonce, &chunk_aad(&a.tenant, &a.id, index, last, new_version), &mut body).map_err(LogError::from)?;
+        tx.replace_artifact_chunk(&ArtifactChunk { artifact_id: a.id.clone(), index, nonce, body })?;
+    }
+    if tx.artifact_chunk(&a.id, a.chunks)?.is_some() {
+        return Err(bad("more chunks stored than recorded".into()));
+    }
+    if size != a.size || hash.finish() != a.sha256 {
+        return Err(bad("content does not match its recorded size and SHA-256; not re-sealed".into()));
+    }
+    Ok(a.chunks)
+}
+
 /// A new artifact id: `art_` + 24 random hex digits.
 pub fn new_id() -> Result<String, LogError> {
     let mut b = [0u8; 12];

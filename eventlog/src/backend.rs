@@ -365,6 +365,12 @@ pub trait Tx {
     fn snapshot(&mut self, tenant: &str, name: &str) -> Result<Option<SnapshotRow>, LogError>;
     /// Inserts one sealed artifact chunk.
     fn put_artifact_chunk(&mut self, c: &ArtifactChunk) -> Result<(), LogError>;
+    /// One chunk as seen inside the transaction (re-sealing reads under the write lock).
+    fn artifact_chunk(&mut self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError>;
+    /// Replaces a stored chunk's nonce and ciphertext (re-sealing); returns rows changed.
+    fn replace_artifact_chunk(&mut self, c: &ArtifactChunk) -> Result<u64, LogError>;
+    /// Sets the DEK version an artifact's chunks are sealed with; returns rows changed.
+    fn set_artifact_dek(&mut self, id: &str, version: u32) -> Result<u64, LogError>;
     /// Inserts an artifact's metadata row (after its chunks).
     fn put_artifact(&mut self, a: &ArtifactRow) -> Result<(), LogError>;
     /// Sets (or clears) an artifact's label; returns rows changed.

@@ -546,6 +546,23 @@ fn row_to_artifact(r: &Row) -> Result<ArtifactRow, LogError> {
     })
 }
 
+fn artifact_chunk_of(c: &mut impl GenericClient, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
+    c.query_opt(
+        "SELECT artifact_id, idx, nonce, body FROM artifact_chunks WHERE artifact_id = $1 AND idx = $2",
+        &[&id, &(index.min(i64::MAX as u64) as i64)],
+    )?
+    .map(|r| {
+        let n: Vec<u8> = r.try_get(2)?;
+        Ok(ArtifactChunk {
+            artifact_id: r.try_get(0)?,
+            index: u64_of(&r, 1, "idx")?,
+            nonce: n.as_slice().try_into().map_err(|_| bad("nonce", "12 bytes"))?,
+            body: r.try_get(3)?,
+        })
+    })
+    .transpose()
+}
+
 fn artifacts_of(c: &mut impl GenericClient, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
     // COLLATE "C": byte order, as SQLite sorts text.
     let rows = match tenant {
@@ -801,22 +818,7 @@ impl Backend for PostgresBackend {
     }
 
     fn artifact_chunk(&self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
-        self.with(|c| {
-            c.query_opt(
-                "SELECT artifact_id, idx, nonce, body FROM artifact_chunks WHERE artifact_id = $1 AND idx = $2",
-                &[&id, &(index.min(i64::MAX as u64) as i64)],
-            )?
-            .map(|r| {
-                let n: Vec<u8> = r.try_get(2)?;
-                Ok(ArtifactChunk {
-                    artifact_id: r.try_get(0)?,
-                    index: u64_of(&r, 1, "idx")?,
-                    nonce: n.as_slice().try_into().map_err(|_| bad("nonce", "12 bytes"))?,
-                    body: r.try_get(3)?,
-                })
-            })
-            .transpose()
-        })
+        self.with(|c| artifact_chunk_of(c, id, index))
     }
 
     fn tenant_setting(&self, tenant: &str, name: &str) -> Result<Option<String>, LogError> {
@@ -1201,6 +1203,21 @@ impl Tx for PgTx<'_> {
 
     fn set_artifact_label(&mut self, id: &str, label: Option<Clearance>) -> Result<u64, LogError> {
         Ok(self.tx.execute("UPDATE artifacts SET label = $2 WHERE id = $1", &[&id, &label.map(Clearance::as_str)])?)
+    }
+
+    fn artifact_chunk(&mut self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
+        artifact_chunk_of(&mut self.tx, id, index)
+    }
+
+    fn replace_artifact_chunk(&mut self, c: &ArtifactChunk) -> Result<u64, LogError> {
+        self.exec(
+            "UPDATE artifact_chunks SET nonce = $3, body = $4 WHERE artifact_id = $1 AND idx = $2",
+            &[&c.artifact_id, &(c.index.min(i64::MAX as u64) as i64), &&c.nonce[..], &c.body],
+        )
+    }
+
+    fn set_artifact_dek(&mut self, id: &str, version: u32) -> Result<u64, LogError> {
+        Ok(self.tx.execute("UPDATE artifacts SET dek_version = $2 WHERE id = $1", &[&id, &i64::from(version)])?)
     }
 
     fn artifacts(&mut self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {

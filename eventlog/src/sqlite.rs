@@ -316,6 +316,21 @@ fn row_to_artifact(r: &Row) -> rusqlite::Result<ArtifactRow> {
     })
 }
 
+fn artifact_chunk_of(conn: &Connection, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
+    Ok(conn
+        .prepare_cached("SELECT artifact_id, idx, nonce, body FROM artifact_chunks WHERE artifact_id = ?1 AND idx = ?2")?
+        .query_row(params![id, index as i64], |r| {
+            let n: Vec<u8> = r.get(2)?;
+            Ok(ArtifactChunk {
+                artifact_id: r.get(0)?,
+                index: r.get::<_, i64>(1)? as u64,
+                nonce: n.as_slice().try_into().map_err(|_| bad_col(2, "12-byte nonce"))?,
+                body: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
 fn artifacts_of(conn: &Connection, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {
     let rows = match tenant {
         Some(t) => {
@@ -616,19 +631,7 @@ impl Backend for SqliteBackend {
     }
 
     fn artifact_chunk(&self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT artifact_id, idx, nonce, body FROM artifact_chunks WHERE artifact_id = ?1 AND idx = ?2")?
-            .query_row(params![id, index as i64], |r| {
-                let n: Vec<u8> = r.get(2)?;
-                Ok(ArtifactChunk {
-                    artifact_id: r.get(0)?,
-                    index: r.get::<_, i64>(1)? as u64,
-                    nonce: n.as_slice().try_into().map_err(|_| bad_col(2, "12-byte nonce"))?,
-                    body: r.get(3)?,
-                })
-            })
-            .optional()?)
+        artifact_chunk_of(&self.conn, id, index)
     }
 
     fn tenant_setting(&self, tenant: &str, name: &str) -> Result<Option<String>, LogError> {
@@ -994,6 +997,21 @@ impl Tx for SqliteTx<'_> {
 
     fn set_artifact_label(&mut self, id: &str, label: Option<Clearance>) -> Result<u64, LogError> {
         Ok(self.tx.execute("UPDATE artifacts SET label = ?2 WHERE id = ?1", params![id, label.map(Clearance::as_str)])? as u64)
+    }
+
+    fn artifact_chunk(&mut self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
+        artifact_chunk_of(&self.tx, id, index)
+    }
+
+    fn replace_artifact_chunk(&mut self, c: &ArtifactChunk) -> Result<u64, LogError> {
+        Ok(self
+            .tx
+            .prepare_cached("UPDATE artifact_chunks SET nonce = ?3, body = ?4 WHERE artifact_id = ?1 AND idx = ?2")?
+            .execute(params![c.artifact_id, c.index as i64, &c.nonce[..], c.body])? as u64)
+    }
+
+    fn set_artifact_dek(&mut self, id: &str, version: u32) -> Result<u64, LogError> {
+        Ok(self.tx.execute("UPDATE artifacts SET dek_version = ?2 WHERE id = ?1", params![id, i64::from(version)])? as u64)
     }
 
     fn artifacts(&mut self, tenant: Option<&str>) -> Result<Vec<ArtifactRow>, LogError> {

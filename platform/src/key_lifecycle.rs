@@ -132,8 +132,11 @@ pub struct ReencryptResult {
     pub already_current: u64,
     /// Old DEK versions destroyed.
     pub destroyed_versions: Vec<u32>,
-    /// Old DEK versions kept because stored artifacts are still sealed with them
-    /// (re-encryption moves event bodies, not artifact content).
+    /// Stored artifacts re-sealed under the new version (all their chunks, one
+    /// transaction per artifact).
+    pub artifacts_resealed: u64,
+    /// Old DEK versions kept because an artifact is still sealed with them (only when
+    /// an artifact appeared under an old version mid-run; a rerun re-seals it).
     pub kept_for_artifacts: Vec<u32>,
     /// Snapshots dropped (they rebuild from the log on next use).
     pub snapshots_dropped: u64,
@@ -400,10 +403,10 @@ impl Platform {
             progress(tenant, done, total.max(done));
             opts.pause();
         }
+        let artifacts_resealed = self.reseal_artifacts(tenant, target, opts)?;
         // Finish: destroy old versions nothing references, drop snapshots, record it — one transaction.
-        // Artifact chunks are sealed with the DEK version current at upload and are not
-        // re-sealed here, so a version an artifact still uses is kept: destroying it would
-        // make that artifact unreadable, which is deletion, not re-encryption.
+        // A version an artifact still uses (one stored under it after the re-seal pass) is
+        // kept: destroying it would make that artifact unreadable, which is deletion.
         let mut a = self.log.appender()?;
         let counts = a.tx().body_counts_by_dek(tenant)?;
         let artifacts = a.tx().artifact_counts_by_dek(tenant)?;
@@ -426,6 +429,7 @@ impl Platform {
             reencrypted: done,
             already_current: current.saturating_sub(done),
             destroyed_versions: destroyed,
+            artifacts_resealed,
             kept_for_artifacts,
             snapshots_dropped: snapshots,
             resumed,
@@ -435,7 +439,7 @@ impl Platform {
         let data = json!({
             "tenant": tenant, "old_versions": res.old_versions, "new_version": target, "reencrypted": done,
             "already_current": res.already_current, "destroyed_versions": res.destroyed_versions,
-            "kept_for_artifacts": res.kept_for_artifacts,
+            "artifacts_resealed": res.artifacts_resealed, "kept_for_artifacts": res.kept_for_artifacts,
             "snapshots_dropped": snapshots, "resumed": resumed,
         });
         a.push(&[system_event("tenant_reencrypted", data, &p.name)])?;
@@ -465,6 +469,36 @@ impl Platform {
         )])?;
         a.commit()?;
         Ok(v)
+    }
+
+    /// Re-seals the content of every live artifact of `tenant` still sealed below
+    /// `target`, one transaction per artifact (so a crash leaves each artifact wholly
+    /// old or wholly new, and a rerun continues with the rest). Returns artifacts re-sealed.
+    fn reseal_artifacts(&mut self, tenant: &str, target: u32, opts: LifecycleOpts) -> Result<u64, PlatformError> {
+        let id = TenantId::parse_any(tenant)?;
+        let todo: Vec<_> =
+            self.log.backend().artifacts(Some(tenant))?.into_iter().filter(|a| a.purged_at.is_none() && a.dek_version < target).collect();
+        let mut n = 0;
+        for art in todo {
+            let old = {
+                let keys = self.log.keys()?;
+                keys.dek(self.log.backend(), tenant, art.dek_version)?.ok_or_else(|| {
+                    PlatformError::Integrity(format!(
+                        "artifact {} is sealed with DEK v{} of {tenant}, which is missing",
+                        art.id, art.dek_version
+                    ))
+                })?
+            };
+            let mut a = self.log.appender()?;
+            // The active DEK, with its seal count charged (and rolled over past the bound).
+            let (version, new) = a.dek_for(&id, art.chunks)?;
+            custos_compliance::artifact::reseal(a.tx(), &art, &old, &new, version)?;
+            a.tx().set_artifact_dek(&art.id, version)?;
+            a.commit()?;
+            n += 1;
+            opts.pause();
+        }
+        Ok(n)
     }
 
     fn count_bodies_below(&self, tenant: &str, target: u32) -> Result<u64, PlatformError> {

@@ -225,29 +225,54 @@ fn reencrypt_changes_bodies_but_not_commitments_or_chains() -> TestResult {
     Ok(())
 }
 
-/// Re-encryption re-seals event bodies, not artifact content: the DEK version an artifact
-/// is sealed with must survive it, or `artifacts get` fails afterwards (data loss).
+/// Re-encryption re-seals artifact content too, so the old DEK version can be destroyed
+/// (after a suspected DEK compromise nothing may stay readable with it) while every
+/// artifact still reads back byte for byte.
 #[test]
-fn reencrypt_keeps_the_dek_version_artifacts_are_sealed_with() -> TestResult {
+fn reencrypt_reseals_artifacts_and_destroys_the_old_dek() -> TestResult {
     let s = Store::new();
     ingest_tenants(&s, &["acme"], 3);
-    let src = s.dir.path().join("report.txt");
-    std::fs::write(&src, b"quarterly numbers")?;
-    let put = s.run(&["--json", "artifacts", "put", "--tenant", "acme", src.to_str().ok_or("path")?]).expect(0).json();
-    let id = put["artifact_id"].as_str().ok_or("artifact_id")?.to_string();
+    let small = s.dir.path().join("report.txt");
+    std::fs::write(&small, b"quarterly numbers")?;
+    // Three 1 MiB chunks and a short last one: order and the final flag are re-sealed too.
+    let big = s.dir.path().join("big.bin");
+    let big_content: Vec<u8> = (0..(3 << 20) + 1234).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(&big, &big_content)?;
+    let mut ids = vec![];
+    for f in [&small, &big] {
+        let put = s.run(&["--json", "artifacts", "put", "--tenant", "acme", f.to_str().ok_or("path")?]).expect(0).json();
+        ids.push(put["artifact_id"].as_str().ok_or("artifact_id")?.to_string());
+    }
+    let c = rusqlite::Connection::open(&s.db)?;
+    let chunk_bytes = |c: &rusqlite::Connection| -> rusqlite::Result<Vec<Vec<u8>>> {
+        let mut st = c.prepare("SELECT body FROM artifact_chunks ORDER BY artifact_id, idx")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        rows.collect()
+    };
+    let before = chunk_bytes(&c)?;
 
     let v = s.run(&["--json", "keys", "reencrypt", "--tenant", "acme"]).expect(0).json();
     let t = &v["tenants"][0];
-    assert_eq!(t["destroyed_versions"], json!([]));
-    assert_eq!(t["kept_for_artifacts"], json!([1]));
-    assert_eq!(dek_versions(&s, "acme"), [1, 2]);
-    let human = s.run(&["keys", "reencrypt", "--tenant", "acme"]);
-    human.expect(0);
-    assert!(human.stdout.contains("kept DEK versions [1]"), "{}", human.stdout);
+    assert_eq!(t["artifacts_resealed"], 2);
+    assert_eq!(t["destroyed_versions"], json!([1]));
+    assert_eq!(t["kept_for_artifacts"], json!([]));
+    assert_eq!(dek_versions(&s, "acme"), [2]);
+    let after = chunk_bytes(&c)?;
+    assert_eq!(after.len(), before.len());
+    assert!(before.iter().zip(&after).all(|(a, b)| a != b), "every chunk is sealed anew");
+    let versions: Vec<i64> =
+        c.prepare("SELECT dek_version FROM artifacts ORDER BY id")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    assert_eq!(versions, [2, 2]);
 
-    let out = s.dir.path().join("back.txt");
-    s.run(&["artifacts", "get", &id, "--out", out.to_str().ok_or("path")?]).expect(0);
-    assert_eq!(std::fs::read(&out)?, b"quarterly numbers");
+    for (id, want) in ids.iter().zip([b"quarterly numbers".to_vec(), big_content]) {
+        let out = s.dir.path().join(format!("{id}.out"));
+        s.run(&["artifacts", "get", id, "--out", out.to_str().ok_or("path")?]).expect(0);
+        assert!(std::fs::read(&out)? == want, "artifact {id} reads back changed");
+    }
+    // A second run has nothing left to re-seal.
+    let again = s.run(&["--json", "keys", "reencrypt", "--tenant", "acme"]).expect(0).json();
+    assert_eq!(again["tenants"][0]["artifacts_resealed"], 2, "the new run re-seals under its own new version");
+    assert_eq!(dek_versions(&s, "acme"), [3]);
     verify_ok(&s, &[]);
     Ok(())
 }
@@ -471,6 +496,14 @@ fn sigkill_during_rewrap_never_strands_a_dek() -> TestResult {
 fn sigkill_during_reencrypt_leaves_a_verifying_store_and_rerun_finishes() -> TestResult {
     let s = Store::new();
     ingest_tenants(&s, &["acme", "globex"], 12);
+    // Artifacts are re-sealed after the bodies, one transaction each: kills land there too.
+    let mut arts = vec![];
+    for i in 0..4 {
+        let f = s.dir.path().join(format!("a{i}.txt"));
+        std::fs::write(&f, format!("artifact {i} content").repeat(100 * (i + 1)))?;
+        let put = s.run(&["--json", "artifacts", "put", "--tenant", "acme", f.to_str().ok_or("path")?]).expect(0).json();
+        arts.push((put["artifact_id"].as_str().ok_or("artifact_id")?.to_string(), std::fs::read(&f)?));
+    }
     let mut rng = Lcg(seed());
     let full = timed(&s, &HOOKS, &["keys", "reencrypt", "--tenant", "acme"]);
     let mut resumed = 0;
@@ -491,8 +524,13 @@ fn sigkill_during_reencrypt_leaves_a_verifying_store_and_rerun_finishes() -> Tes
         let rows = raw_rows(&s, "acme");
         assert!(rows.iter().all(|r| r.1 == versions[0]), "iteration {i}: a body is not under the final DEK");
         let evs = s.run(&["events", "list", "--tenant", "acme"]).jsonl();
+        let evs: Vec<_> = evs.iter().filter(|e| e["kind"] != "artifact_stored").collect();
         assert_eq!(evs.len(), 12);
         assert!(evs.iter().all(|e| e["data"]["note"] == "secret plan"));
+        let (id, want) = &arts[i % arts.len()];
+        let out = s.dir.path().join("got.bin");
+        s.run(&["artifacts", "get", id, "--out", out.to_str().ok_or("path")?]).expect(0);
+        assert!(&std::fs::read(&out)? == want, "iteration {i}: artifact {id} changed");
     }
     eprintln!("reencrypt: {resumed} reruns resumed an interrupted run");
     assert!(resumed > 0, "no kill landed in the middle of a re-encryption; the loop tests nothing");

@@ -440,6 +440,15 @@ fn artifacts_put_get_label_round_trip() -> TestResult {
     s.run(&["artifacts", "default-label", "--tenant", "acme", "--label", "Internal"]).expect(0);
     assert_eq!(count(&s, "SELECT count(*) FROM tenant_settings WHERE tenant = 'acme'")?, 1);
     s.run(&["verify"]).expect(0);
+    // Re-encryption re-seals the content on PostgreSQL too and destroys the old DEK.
+    let v = s.run(&["--json", "keys", "reencrypt", "--tenant", "acme"]).expect(0).json();
+    assert_eq!(v["tenants"][0]["artifacts_resealed"], 1, "{v}");
+    assert_eq!(v["tenants"][0]["destroyed_versions"], json!([1]), "{v}");
+    assert_eq!(count(&s, "SELECT count(*) FROM artifacts WHERE dek_version = 2")?, 1);
+    std::fs::remove_file(&dest)?;
+    s.run(&["artifacts", "get", &id, "--out", dest.to_str().unwrap_or_default()]).expect(0);
+    assert_eq!(std::fs::read(&dest)?, data);
+    s.run(&["verify"]).expect(0);
     Ok(())
 }
 

@@ -126,7 +126,7 @@ pub fn run(ctx: &Ctx, c: KeysCmd) -> anyhow::Result<()> {
                     );
                     if !r.kept_for_artifacts.is_empty() {
                         s += &format!(
-                            "  kept DEK versions {:?}: stored artifacts are still sealed with them (artifact content is not re-encrypted)\n",
+                            "  kept DEK versions {:?}: artifacts stored under them meanwhile; run `custos keys reencrypt` again to re-seal them\n",
                             r.kept_for_artifacts
                         );
                     }
