@@ -277,6 +277,35 @@ fn reencrypt_reseals_artifacts_and_destroys_the_old_dek() -> TestResult {
     Ok(())
 }
 
+/// A damaged artifact stops re-encryption before anything of it is re-sealed: its chunks,
+/// its DEK version and the old DEK all stay as they were (nothing half-written).
+#[test]
+fn reencrypt_refuses_to_reseal_a_damaged_artifact() -> TestResult {
+    let s = Store::new();
+    ingest_tenants(&s, &["acme"], 2);
+    let f = s.dir.path().join("two.bin");
+    std::fs::write(&f, vec![7u8; (1 << 20) + 10])?;
+    let put = s.run(&["--json", "artifacts", "put", "--tenant", "acme", f.to_str().ok_or("path")?]).expect(0).json();
+    let id = put["artifact_id"].as_str().ok_or("artifact_id")?.to_string();
+    let c = rusqlite::Connection::open(&s.db)?;
+    // Chunk 0 gets chunk 1's ciphertext, which does not open at position 0.
+    c.execute_batch(&format!(
+        "UPDATE artifact_chunks SET body = (SELECT body FROM artifact_chunks WHERE artifact_id = '{id}' AND idx = 1) WHERE artifact_id = '{id}' AND idx = 0"
+    ))?;
+    let before: Vec<Vec<u8>> =
+        c.prepare("SELECT body FROM artifact_chunks ORDER BY idx")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let r = s.run(&["keys", "reencrypt", "--tenant", "acme"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains(&id) && r.stderr.contains("chunk 0"), "{}", r.stderr);
+    let after: Vec<Vec<u8>> =
+        c.prepare("SELECT body FROM artifact_chunks ORDER BY idx")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    assert_eq!(before, after, "nothing of the damaged artifact was re-sealed");
+    let v: i64 = c.query_row("SELECT dek_version FROM artifacts WHERE id = ?1", [&id], |r| r.get(0))?;
+    assert_eq!(v, 1);
+    assert!(dek_versions(&s, "acme").contains(&1), "the DEK the artifact needs was not destroyed");
+    Ok(())
+}
+
 #[test]
 fn rotate_root_makes_the_old_key_useless_and_the_new_one_work() -> TestResult {
     let s = Store::new();
