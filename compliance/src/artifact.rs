@@ -123,15 +123,35 @@ pub fn seal_stream(
     Ok(Sealed { size, sha256: hash.finish(), chunks: index })
 }
 
-/// Decrypts an artifact chunk by chunk into `out`, checking order, the final flag,
-/// size and SHA-256. Returns the bytes written. On error, what was written is partial:
-/// callers write to a temporary file and rename only on success.
-pub fn open_stream(
-    backend: &dyn Backend,
-    dek: &Aead,
+/// Where [`open_chunks`] reads chunks from: the store, or a write transaction.
+trait ChunkSource {
+    fn chunk(&mut self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError>;
+}
+
+struct StoreChunks<'a>(&'a dyn Backend);
+
+impl ChunkSource for StoreChunks<'_> {
+    fn chunk(&mut self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
+        self.0.artifact_chunk(id, index)
+    }
+}
+
+struct TxChunks<'a>(&'a mut dyn Tx);
+
+impl ChunkSource for TxChunks<'_> {
+    fn chunk(&mut self, id: &str, index: u64) -> Result<Option<ArtifactChunk>, LogError> {
+        self.0.artifact_chunk(id, index)
+    }
+}
+
+/// Opens `a`'s chunks in order with `dek` and hands each plaintext to `each` (with the
+/// source, its index and the final flag), then checks that no chunk is stored beyond
+/// the recorded count and that size and SHA-256 match. Returns the plaintext bytes.
+fn open_chunks<S: ChunkSource>(
+    src: &mut S,
     a: &ArtifactRow,
-    out: &mut dyn Write,
-    progress: &mut dyn FnMut(u64),
+    dek: &Aead,
+    each: &mut dyn FnMut(&mut S, u64, bool, Vec<u8>) -> Result<(), ArtifactError>,
 ) -> Result<u64, ArtifactError> {
     let bad = |detail: String| ArtifactError::Integrity { id: a.id.clone(), detail };
     if a.chunks == 0 {
@@ -140,17 +160,16 @@ pub fn open_stream(
     let mut hash = Sha256::new();
     let mut size = 0u64;
     for index in 0..a.chunks {
-        let c = backend.artifact_chunk(&a.id, index)?.ok_or_else(|| bad(format!("chunk {index} is missing")))?;
+        let c = src.chunk(&a.id, index)?.ok_or_else(|| bad(format!("chunk {index} is missing")))?;
         let mut body = c.body;
         let last = index + 1 == a.chunks;
         open_in_place(dek, &c.nonce, &chunk_aad(&a.tenant, &a.id, index, last, a.dek_version), &mut body)
             .map_err(|_| bad(format!("chunk {index} does not decrypt in this position (moved, reordered or truncated)")))?;
         hash.update(&body);
         size += body.len() as u64;
-        out.write_all(&body).map_err(|e| ArtifactError::Io(format!("writing artifact content: {e}")))?;
-        progress(size);
+        each(src, index, last, body)?;
     }
-    if backend.artifact_chunk(&a.id, a.chunks)?.is_some() {
+    if src.chunk(&a.id, a.chunks)?.is_some() {
         return Err(bad("more chunks stored than recorded".into()));
     }
     if size != a.size {
@@ -162,37 +181,39 @@ pub fn open_stream(
     Ok(size)
 }
 
+/// Decrypts an artifact chunk by chunk into `out`, checking order, the final flag,
+/// size and SHA-256. Returns the bytes written. On error, what was written is partial:
+/// callers write to a temporary file and rename only on success.
+pub fn open_stream(
+    backend: &dyn Backend,
+    dek: &Aead,
+    a: &ArtifactRow,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, ArtifactError> {
+    let mut written = 0u64;
+    open_chunks(&mut StoreChunks(backend), a, dek, &mut |_, _, _, body| {
+        out.write_all(&body).map_err(|e| ArtifactError::Io(format!("writing artifact content: {e}")))?;
+        written += body.len() as u64;
+        progress(written);
+        Ok(())
+    })
+}
+
 /// Re-seals every chunk of `a` (sealed with `old`, version `a.dek_version`) under `new`
 /// (version `new_version`) inside `tx`, with fresh nonces, checking order, the final
-/// flag, size and SHA-256 on the way exactly as [`open_stream`] does — a damaged artifact
-/// fails here instead of being re-sealed as if it were sound. The caller records the new
-/// version with [`Tx::set_artifact_dek`] in the same transaction. Returns chunks re-sealed.
+/// flag, size and SHA-256 exactly as [`open_stream`] does — a damaged artifact fails
+/// here, and the caller's transaction (dropped, not committed) leaves it untouched. The
+/// caller records the new version with [`Tx::set_artifact_dek`] in the same
+/// transaction. Returns the chunks re-sealed.
 pub fn reseal(tx: &mut dyn Tx, a: &ArtifactRow, old: &Aead, new: &Aead, new_version: u32) -> Result<u64, ArtifactError> {
-    let bad = |detail: String| ArtifactError::Integrity { id: a.id.clone(), detail };
-    if a.chunks == 0 {
-        return Err(bad("no chunks recorded".into()));
-    }
-    let mut hash = Sha256::new();
-    let mut size = 0u64;
-    for index in 0..a.chunks {
-        let c = tx.artifact_chunk(&a.id, index)?.ok_or_else(|| bad(format!("chunk {index} is missing")))?;
-        let mut body = c.body;
-        let last = index + 1 == a.chunks;
-        open_in_place(old, &c.nonce, &chunk_aad(&a.tenant, &a.id, index, last, a.dek_version), &mut body)
-            .map_err(|_| bad(format!("chunk {index} does not decrypt in this position (moved, reordered or truncated)")))?;
-        hash.update(&body);
-        size += body.len() as u64;
+    open_chunks(&mut TxChunks(tx), a, old, &mut |src, index, last, mut body| {
         let mut nonce = [0u8; 12];
         random_bytes(&mut nonce).map_err(LogError::from)?;
         seal_in_place(new, &nonce, &chunk_aad(&a.tenant, &a.id, index, last, new_version), &mut body).map_err(LogError::from)?;
-        tx.replace_artifact_chunk(&ArtifactChunk { artifact_id: a.id.clone(), index, nonce, body })?;
-    }
-    if tx.artifact_chunk(&a.id, a.chunks)?.is_some() {
-        return Err(bad("more chunks stored than recorded".into()));
-    }
-    if size != a.size || hash.finish() != a.sha256 {
-        return Err(bad("content does not match its recorded size and SHA-256; not re-sealed".into()));
-    }
+        src.0.replace_artifact_chunk(&ArtifactChunk { artifact_id: a.id.clone(), index, nonce, body })?;
+        Ok(())
+    })?;
     Ok(a.chunks)
 }
 
