@@ -364,10 +364,6 @@ pub fn decide_check(s: &BudgetInputs, cmd: &CheckBudget) -> (BudgetOutcome, Vec<
         Some(f) => (Decision::Deny, None, Some(f.denial_reason())),
         None => (decision, limit, None),
     };
-    let who = |c: &LimitCheck| match c.scope {
-        BudgetScope::Global => "global".to_string(),
-        _ => format!("for tenant {}", cmd.tenant),
-    };
     let reason = if let Some(r) = frozen_reason {
         r
     } else {
@@ -375,20 +371,27 @@ pub fn decide_check(s: &BudgetInputs, cmd: &CheckBudget) -> (BudgetOutcome, Vec<
             (Decision::Deny, Some(c)) => {
                 let p = UsdMicros(c.spent_usd_micros.saturating_add(usd));
                 let b = UsdMicros(c.budget_usd_micros);
+                let period = c.period.as_str();
+                // The tenant form is quoted verbatim by workflows and the runbook, so it stays
+                // byte for byte; the global form names no tenant because the spend is everyone's.
                 match c.scope {
-                    BudgetScope::Global => format!("budget exceeded: projected global {p} exceeds global {} budget {b}", c.period.as_str()),
-                    _ => format!("budget exceeded: projected {p} exceeds {} budget {b} {}", c.period.as_str(), who(&c)),
+                    BudgetScope::Global => format!("budget exceeded: projected {p} exceeds the global {period} budget {b}"),
+                    _ => format!("budget exceeded: projected {p} exceeds {period} budget {b} for tenant {}", cmd.tenant),
                 }
             }
-            (Decision::Throttle, Some(c)) => format!(
-                "throttle: projected {} is at or above {}% of the {} {} budget {} {}",
-                UsdMicros(c.spent_usd_micros.saturating_add(usd)),
-                format_permille(s.thresholds.soft_permille * 100).trim_end_matches(".0"),
-                if c.scope == BudgetScope::Global { "global" } else { "tenant" },
-                c.period.as_str(),
-                UsdMicros(c.budget_usd_micros),
-                who(&c)
-            ),
+            (Decision::Throttle, Some(c)) => {
+                let p = UsdMicros(c.spent_usd_micros.saturating_add(usd));
+                let b = UsdMicros(c.budget_usd_micros);
+                let period = c.period.as_str();
+                let pct = format_permille(s.thresholds.soft_permille * 100);
+                let pct = pct.trim_end_matches(".0");
+                match c.scope {
+                    BudgetScope::Global => {
+                        format!("throttle: projected {p} is at or above {pct}% of the global {period} budget {b}")
+                    }
+                    _ => format!("throttle: projected {p} is at or above {pct}% of the {period} budget {b} for tenant {}", cmd.tenant),
+                }
+            }
             _ if checks.is_empty() => format!("allow: no budget applies to tenant {}", cmd.tenant),
             _ => "allow: projected spend is under every soft threshold".to_string(),
         }
@@ -586,6 +589,34 @@ mod tests {
         assert_eq!(o.decision, Decision::Deny);
         assert_eq!(o.limit.map(|l| l.scope), Some(BudgetScope::Global));
         assert!(o.reason.contains("global monthly budget $100.000000"), "{}", o.reason);
+    }
+
+    fn global_monthly(month_spent: i64, monthly: i64) -> BudgetInputs {
+        BudgetInputs {
+            global_month: month_spent,
+            global_limits: Limits { daily_usd_micros: None, monthly_usd_micros: Some(monthly) },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn given_global_monthly_when_near_then_throttle_message_names_no_tenant() {
+        let (o, _) = decide_check(&global_monthly(1_000, 5_000), &check(3_000));
+        assert_eq!(o.decision, Decision::Throttle);
+        assert_eq!(o.reason, "throttle: projected $0.004000 is at or above 80% of the global monthly budget $0.005000");
+    }
+
+    #[test]
+    fn given_global_monthly_when_over_then_deny_message_names_no_tenant() {
+        let (o, _) = decide_check(&global_monthly(1_000, 5_000), &check(5_000));
+        assert_eq!(o.decision, Decision::Deny);
+        assert_eq!(o.reason, "budget exceeded: projected $0.006000 exceeds the global monthly budget $0.005000");
+    }
+
+    #[test]
+    fn given_tenant_daily_when_near_then_throttle_message_names_the_tenant() {
+        let (o, _) = decide_check(&inputs(3_000, 10_000), &check(5_000));
+        assert_eq!(o.reason, "throttle: projected $0.008000 is at or above 80% of the daily budget $0.010000 for tenant acme-corp");
     }
 
     #[test]

@@ -341,14 +341,17 @@ impl Platform {
             decisions: vec![],
         };
         let mut waits = vec![];
+        let mut rows: Vec<(i64, DecisionRow)> = vec![];
         for c in &all {
             let st = c.status_at(now);
             if st == Status::Pending {
                 r.pending += 1;
                 continue;
             }
-            // Expired without a recorded event: it expired at its expiry instant.
-            let at = c.decided_at.unwrap_or(c.expires_at);
+            // An expired checkpoint expired at its expiry instant, whether or not the cron step
+            // has recorded `checkpoint_expired` yet (that event's time is when the cron ran), so
+            // the report reads the same before and after `approvals expire`.
+            let at = if st == Status::Expired { c.expires_at } else { c.decided_at.unwrap_or(c.expires_at) };
             if at < since {
                 continue;
             }
@@ -364,20 +367,26 @@ impl Platform {
             if matches!(st, Status::Approved | Status::Rejected) {
                 waits.push(at.saturating_sub(c.created_at));
             }
-            r.decisions.push(DecisionRow {
-                timestamp: format_ts(at),
-                event: format!("checkpoint_{}", st.as_str()),
-                checkpoint_id: c.checkpoint_id.clone(),
-                dag_run_id: c.dag_run_id.clone(),
-                tenant: c.tenant.clone(),
-                actor: if st == Status::Expired { String::new() } else { c.decided_by.clone().unwrap_or_default() },
-                role: c.decided_role.map(|x| x.to_string()).unwrap_or_default(),
-                reason: c.reason.clone().unwrap_or_default(),
-            });
+            rows.push((
+                at,
+                DecisionRow {
+                    timestamp: format_ts(at),
+                    event: format!("checkpoint_{}", st.as_str()),
+                    checkpoint_id: c.checkpoint_id.clone(),
+                    dag_run_id: c.dag_run_id.clone(),
+                    tenant: c.tenant.clone(),
+                    actor: if st == Status::Expired { String::new() } else { c.decided_by.clone().unwrap_or_default() },
+                    role: c.decided_role.map(|x| x.to_string()).unwrap_or_default(),
+                    reason: c.reason.clone().unwrap_or_default(),
+                },
+            ));
         }
         waits.sort_unstable();
         r.median_secs_to_decision = median(&waits).map(|m| m / 1_000_000);
-        r.decisions.sort_by(|a, b| (&a.timestamp, &a.checkpoint_id).cmp(&(&b.timestamp, &b.checkpoint_id)));
+        // Sort on the instant, not the text: RFC 3339 with trimmed fractions does not sort
+        // as a string (`…:51Z` would land after `…:51.04Z`).
+        rows.sort_by(|(a, x), (b, y)| (a, &x.checkpoint_id).cmp(&(b, &y.checkpoint_id)));
+        r.decisions = rows.into_iter().map(|(_, row)| row).collect();
         Ok(r)
     }
 

@@ -175,6 +175,39 @@ fn report_counts_decisions_and_writes_csv() -> TestResult {
     Ok(())
 }
 
+/// Writes the report CSV and returns its data rows (header dropped).
+fn report_csv(s: &Store, name: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let csv = s.dir.path().join(name);
+    s.run(&["approvals", "report", "--days", "7", "--csv", csv.to_str().unwrap_or("")]).expect(0);
+    Ok(std::fs::read_to_string(&csv)?.lines().skip(1).map(str::to_string).collect())
+}
+
+#[test]
+fn report_rows_of_expired_checkpoints_do_not_depend_on_the_cron_step() -> TestResult {
+    let s = Store::new();
+    let soon = create(&s, "soon", &["--expires-in", "1s"]);
+    create(&s, "ok", &[]);
+    s.run(&["approvals", "approve", "ok"]).expect(0);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let before = report_csv(&s, "before.csv")?;
+    // Let the cron step run visibly later than the expiry instant, so a row that took the
+    // time of the recorded `checkpoint_expired` event would differ.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(s.run(&["--json", "approvals", "expire"]).json()["expired"], 1);
+    let after = report_csv(&s, "after.csv")?;
+    assert_eq!(before, after, "the report must read the same before and after `approvals expire`");
+
+    let expires_at = custos_domain::parse_ts(soon["expires_at"].as_str().unwrap_or(""))?;
+    let row = after.iter().find(|l| l.contains(",checkpoint_expired,soon,")).ok_or("no expired row")?;
+    let ts = row.split(',').next().unwrap_or("");
+    assert_eq!(custos_domain::parse_ts(ts)?, expires_at, "{row}");
+    // Rows are ordered by instant (the approval came before the expiry).
+    let instants = after.iter().map(|l| custos_domain::parse_ts(l.split(',').next().unwrap_or(""))).collect::<Result<Vec<_>, _>>()?;
+    assert!(instants.windows(2).all(|w| w[0] <= w[1]), "{after:?}");
+    assert!(after[0].contains(",checkpoint_approved,ok,"), "{after:?}");
+    Ok(())
+}
+
 fn spawn(s: &Store, token: &std::path::Path, args: &[&str]) -> std::process::Child {
     s.cmd()
         .env("CUSTOS_TOKEN_FILE", token)

@@ -109,7 +109,13 @@ fn tenant_default_and_global_budgets_apply() -> TestResult {
     r.expect(4);
     assert_eq!(r.json()["limit"]["scope"], "global");
     assert_eq!(r.json()["projected_global_daily_usd_micros"], 1_500_000);
-    assert!(r.stderr.contains("global daily budget $1.500000"), "{}", r.stderr);
+    // The global budget is everyone's spend: the message names the global budget and no tenant.
+    assert!(r.stderr.contains("budget exceeded: projected $1.500000 exceeds the global daily budget $1.500000"), "{}", r.stderr);
+    assert!(!r.stderr.contains("for tenant") && !r.stderr.contains("$1.500000 global"), "{}", r.stderr);
+    // 1.4 + 0.01 = 1.41 ≥ 80 % of the global 1.5 (big's own $100 is far off) → global throttle.
+    let r = s.run(&["budget", "check", "--tenant", "big", "--usd", "0.01"]);
+    r.expect(0);
+    assert_eq!(r.stdout.trim(), "throttle: projected $1.410000 is at or above 80% of the global daily budget $1.500000", "{}", r.stderr);
     let show = s.run(&["--json", "budget", "show"]);
     show.expect(0);
     let j = show.json();
@@ -317,5 +323,14 @@ fn quickstart_shows_a_throttle_a_deny_checkpoints_and_the_report() -> TestResult
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
+    // The report step breaks one tenant down: a provider/model line (provider, model,
+    // amount, tokens) follows its header, and a per-day line follows the day header.
+    let lines: Vec<&str> = text.lines().collect();
+    let after = |header: &str| lines.iter().position(|l| l.contains(header)).and_then(|i| lines.get(i + 1)).copied().unwrap_or_default();
+    let model = after("acme-corp by provider/model:");
+    let cols: Vec<&str> = model.split_whitespace().collect();
+    assert!(cols.len() >= 7 && cols[2].starts_with('$') && model.contains("tokens in"), "no provider/model line in:\n{text}");
+    let day = after("acme-corp by day");
+    assert!(day.trim_start().starts_with("20") && day.contains('$') && day.contains("cost events"), "no per-day line in:\n{text}");
     Ok(())
 }

@@ -374,5 +374,25 @@ pub fn quickstart_step(p: &mut custos_platform::Platform, admin: &custos_platfor
             t.anomalies.len()
         ));
     }
+    // One tenant's breakdown shows what the report is made of without flooding the tour;
+    // acme-corp is the tenant the steps above budgeted, any tenant stands in otherwise.
+    const SHOWN: usize = 3;
+    if let Some(t) = r.tenants.iter().find(|t| t.tenant == "acme-corp").or(r.tenants.first()) {
+        say(&format!("   {} by provider/model:", t.tenant));
+        for m in t.providers.iter().take(SHOWN) {
+            say(&format!(
+                "     {:<10} {:<18} {:>14}  tokens in {} out {}",
+                m.provider,
+                m.model,
+                UsdMicros(m.total_usd_micros).to_string(),
+                m.tokens_in,
+                m.tokens_out
+            ));
+        }
+        say(&format!("   {} by day (latest {SHOWN}):", t.tenant));
+        for d in t.days.iter().rev().take(SHOWN) {
+            say(&format!("     {}  {:>14}  ({} cost events)", d.day, UsdMicros(d.total_usd_micros).to_string(), d.events));
+        }
+    }
     Ok(())
 }
