@@ -158,7 +158,7 @@ pub struct IngestArgs {
     /// Redaction strategy with --redact: label, mask or partial.
     #[arg(long, requires = "redact")]
     pub strategy: Option<String>,
-    /// Custom redaction rules file with --redact.
+    /// Custom redaction rules file with --redact (JSON; format in docs/OPERATIONS.md, "Redaction").
     #[arg(long, requires = "redact")]
     pub rules: Option<PathBuf>,
 }
@@ -221,7 +221,12 @@ pub enum KeysCmd {
     /// The Ed25519 public key auditors verify checkpoints and bundles with.
     Public,
     /// Rotation policy, active key age, whether rotation is overdue, pending rewraps (Admin).
-    Status,
+    Status {
+        /// Set the rotation policy first, exactly as `keys policy --rotation-days N` does
+        /// (recorded as `key_policy_set`; 1..=3650; default 90).
+        #[arg(long)]
+        rotation_days: Option<u32>,
+    },
     /// Show or set the rotation policy (recorded as `key_policy_set`) (Admin).
     Policy {
         /// Rotate the active KEK every N days (1..=3650; default 90).

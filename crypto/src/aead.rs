@@ -17,7 +17,12 @@ impl std::fmt::Debug for Aead {
 }
 
 impl Aead {
-    /// Prepares `key` for AES-256-GCM (ring keeps its own expanded copy, zeroized by ring on drop).
+    /// Prepares `key` for AES-256-GCM.
+    ///
+    /// ring keeps its own expanded key schedule inside the `LessSafeKey`, and ring 0.17 does
+    /// NOT zeroize it on drop (its AEAD key types have no `Drop` impl); ring exposes no way to
+    /// reach those bytes, so we cannot scrub them ourselves. Only `key` (our `SecretKey`) is
+    /// zeroized on drop. This is a documented limitation (docs/SECURITY.md, key lifecycle).
     pub fn new(key: &SecretKey) -> Result<Self, CryptoError> {
         let k = UnboundKey::new(&AES_256_GCM, key.expose()).map_err(|_| CryptoError::Open)?;
         Ok(Self(LessSafeKey::new(k)))

@@ -206,7 +206,7 @@ impl<'a> Appender<'a> {
             let mut nonce = [0u8; 12];
             nonce.copy_from_slice(&self.rand[i * 12..(i + 1) * 12]);
             let global_seq = self.head.size + 1;
-            let st = self.tenant_state(&ev.tenant, now)?;
+            let st = self.tenant_state(&ev.tenant, now, 1)?;
             let header = Header {
                 global_seq,
                 tenant: ev.tenant.clone(),
@@ -252,7 +252,10 @@ impl<'a> Appender<'a> {
         Ok(seqs)
     }
 
-    fn tenant_state(&mut self, tenant: &TenantId, now: Timestamp) -> Result<&mut TenantState, LogError> {
+    /// The tenant's state with an active DEK that can take `incoming` more seals without
+    /// passing `max_seals` (rolling over to a new version first if it cannot). Callers
+    /// guarantee `incoming <= max_seals`, else no version could take them.
+    fn tenant_state(&mut self, tenant: &TenantId, now: Timestamp, incoming: u64) -> Result<&mut TenantState, LogError> {
         if !self.tenants.contains_key(tenant) {
             let h = self.tx.tenant_head(tenant.as_str())?;
             if let Some(h) = &h {
@@ -273,7 +276,11 @@ impl<'a> Appender<'a> {
         }
         let max = self.max_seals;
         let st = self.tenants.get_mut(tenant).ok_or_else(|| LogError::Storage("tenant state vanished".into()))?;
-        if st.dek_seals + st.new_seals >= max {
+        // Checked with the seals about to be made, not after them: the bound is a hard stop
+        // (nonce-collision budget of random 96-bit nonces), so no DEK may ever pass it, even
+        // by one multi-chunk artifact. For a single event (`incoming == 1`) this is the same
+        // as rolling over once the DEK is full.
+        if st.dek_seals + st.new_seals + incoming > max {
             // Retire this DEK for sealing; a fresh version takes over (old one stays for reading).
             self.tx.add_seals(tenant.as_str(), st.dek_version, st.new_seals)?;
             let old = self.tx.active_dek(tenant.as_str())?;
@@ -293,8 +300,21 @@ impl<'a> Appender<'a> {
 
     /// The tenant's active DEK (made if the tenant has none yet) for sealing `seals` blobs
     /// outside the event table (artifact chunks); the seals count against the DEK's bound.
+    ///
+    /// If the active DEK cannot take `seals` more without passing the bound, a new DEK
+    /// version takes over first, so the whole blob is sealed under one version that stays
+    /// within the bound. A blob that alone needs more seals than the bound is refused
+    /// rather than allowed as an exception: the bound is a security limit, not a soft
+    /// quota, and at the real bound (2^31 chunks of 1 MiB, i.e. 2 PiB) no such blob can
+    /// exist; only a test-lowered bound can trigger this.
     pub fn dek_for(&mut self, tenant: &TenantId, seals: u64) -> Result<(u32, Arc<Aead>), LogError> {
-        let st = self.tenant_state(tenant, now_micros())?;
+        if seals > self.max_seals {
+            return Err(LogError::Conflict(format!(
+                "this artifact needs {seals} seals but one DEK may make at most {}; it cannot be sealed under a single DEK",
+                self.max_seals
+            )));
+        }
+        let st = self.tenant_state(tenant, now_micros(), seals)?;
         st.new_seals += seals;
         Ok((st.dek_version, st.dek.clone()))
     }

@@ -269,7 +269,8 @@ fn reencrypt_reseals_artifacts_and_destroys_the_old_dek() -> TestResult {
         s.run(&["artifacts", "get", id, "--out", out.to_str().ok_or("path")?]).expect(0);
         assert!(std::fs::read(&out)? == want, "artifact {id} reads back changed");
     }
-    // A second run has nothing left to re-seal.
+    // A second run makes yet another DEK version, so it re-seals every artifact again
+    // under it and destroys version 2 (reencrypt always moves everything to a fresh key).
     let again = s.run(&["--json", "keys", "reencrypt", "--tenant", "acme"]).expect(0).json();
     assert_eq!(again["tenants"][0]["artifacts_resealed"], 2, "the new run re-seals under its own new version");
     assert_eq!(dek_versions(&s, "acme"), [3]);
@@ -429,6 +430,37 @@ fn status_reports_policy_and_overdue_rotation() -> TestResult {
     Ok(())
 }
 
+/// The form: `keys status --rotation-days N` records the policy exactly as
+/// `keys policy` does (same event, same Admin check) and reports the status under it.
+#[test]
+fn status_with_rotation_days_records_the_policy_and_reports_it() -> TestResult {
+    let s = Store::new();
+    let v = s.run(&["--json", "keys", "status", "--rotation-days", "1"]).expect(0).json();
+    assert_eq!((v["rotation_days"].as_u64(), v["rotation_overdue"].as_bool()), (Some(1), Some(false)), "{v}");
+    let set = s.system_events("key_policy_set");
+    assert_eq!(set.len(), 1);
+    assert_eq!(set[0]["data"]["rotation_days"], 1);
+    assert_eq!(set[0]["data"]["previous_rotation_days"], 90);
+    // `keys policy` sees the same record, and plain `status` keeps using it.
+    assert_eq!(s.run(&["--json", "keys", "policy"]).expect(0).json()["rotation_days"], 1);
+    // Two days old under a one-day policy: overdue, with the warning line.
+    db(&s).execute("UPDATE keks SET created_at = created_at - 2 * 86400000000 WHERE key_id = 'key-001'", [])?;
+    let human = s.run(&["keys", "status"]);
+    human.expect(0);
+    assert!(human.stdout.contains("every 1 days") && human.stdout.contains("WARNING"), "{}", human.stdout);
+    // Bad values: out of range is bad input (1), not a number is a usage error (64); neither records anything.
+    s.run(&["keys", "status", "--rotation-days", "0"]).expect(1);
+    s.run(&["keys", "status", "--rotation-days", "3651"]).expect(1);
+    s.run(&["keys", "status", "--rotation-days", "soon"]).expect(64);
+    assert_eq!(s.system_events("key_policy_set").len(), 1);
+    // Setting the policy needs Admin, and the denial names `keys policy`.
+    let op = s.actor("op", "Operator", "Internal");
+    s.run_as(&op, &["keys", "status", "--rotation-days", "30"]).expect(2);
+    assert!(s.system_events("access_denied").iter().any(|e| e["data"].to_string().contains("keys policy")));
+    assert_eq!(s.system_events("key_policy_set").len(), 1);
+    Ok(())
+}
+
 #[test]
 fn dek_rolls_over_at_the_seal_limit_and_reencrypt_handles_it() -> TestResult {
     let s = Store::new();
@@ -451,6 +483,78 @@ fn dek_rolls_over_at_the_seal_limit_and_reencrypt_handles_it() -> TestResult {
     assert_eq!(v["tenants"][0]["destroyed_versions"], json!([1, 2, 3, 4]));
     assert!(dek_versions(&s, "acme").iter().all(|v| *v >= 5));
     verify_ok(&s, &[]);
+    Ok(())
+}
+
+/// The seal bound is a hard stop for artifacts too: a multi-chunk artifact that would carry
+/// the active DEK past it goes to a new DEK version first, and one needing more seals than
+/// the bound alone is refused (nothing stored).
+#[test]
+fn artifact_seals_never_push_a_dek_past_the_limit() -> TestResult {
+    let s = Store::new();
+    let limit = 3i64;
+    let env = [("CUSTOS_MAX_SEALS_PER_DEK", "3")];
+    ingest_tenants(&s, &["acme"], 2);
+    let all_seals = |s: &Store| -> rusqlite::Result<Vec<i64>> {
+        let c = db(s);
+        let mut st = c.prepare("SELECT seals FROM deks")?;
+        let v = st.query_map([], |r| r.get(0))?;
+        v.collect()
+    };
+    // Two chunks, then three chunks (exactly the bound): each starts on a DEK it fits in.
+    let mut stored = vec![];
+    for (name, len) in [("two.bin", (1 << 20) + 7), ("three.bin", (2 << 20) + 99)] {
+        let path = s.dir.path().join(name);
+        let content: Vec<u8> = (0..len).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        std::fs::write(&path, &content)?;
+        let put = run_env(&s, &env, &["--json", "artifacts", "put", "--tenant", "acme", path.to_str().ok_or("path")?]).expect(0).json();
+        stored.push((put["artifact_id"].as_str().ok_or("artifact_id")?.to_string(), content));
+        let seals = all_seals(&s)?;
+        assert!(seals.iter().all(|n| *n <= limit), "after {name}: seals {seals:?} pass the limit {limit}");
+    }
+    assert!(dek_versions(&s, "acme").len() >= 3, "the puts rolled over: {:?}", dek_versions(&s, "acme"));
+    // Six chunks cannot fit any DEK of three seals: refused with a clear message, nothing kept.
+    let huge = s.dir.path().join("huge.bin");
+    std::fs::write(&huge, vec![7u8; (5 << 20) + 1])?;
+    let before = dek_versions(&s, "acme");
+    let r = run_env(&s, &env, &["artifacts", "put", "--tenant", "acme", huge.to_str().ok_or("path")?]);
+    r.expect(1);
+    assert!(r.stderr.contains("needs 6 seals") && r.stderr.contains("at most 3"), "{}", r.stderr);
+    assert_eq!(dek_versions(&s, "acme"), before);
+    let n: i64 = db(&s).query_row("SELECT count(*) FROM artifacts", [], |r| r.get(0))?;
+    assert_eq!(n, 2);
+    let seals = all_seals(&s)?;
+    assert!(seals.iter().all(|n| *n <= limit), "seals {seals:?} pass the limit {limit}");
+    for (id, want) in &stored {
+        let out = s.dir.path().join(format!("{id}.out"));
+        s.run(&["artifacts", "get", id, "--out", out.to_str().ok_or("path")?]).expect(0);
+        assert!(std::fs::read(&out)? == *want, "artifact {id} reads back changed");
+    }
+    verify_ok(&s, &[]);
+    Ok(())
+}
+
+/// The quickstart's key step really runs: rotate, rewrap every live DEK, retire and destroy
+/// the old KEK, and verify afterwards.
+#[test]
+fn quickstart_rotates_rewraps_and_retires_the_old_kek() -> TestResult {
+    let d = tempfile::tempdir()?;
+    let dir = d.path().join("tour");
+    let out = custos_tests::custos().args(["quickstart", "--dir"]).arg(&dir).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    // The step number is left out: other tour steps may be added before it.
+    assert!(text.lines().any(|l| l.ends_with("keys: rotate the KEK, rewrap every DEK under it, retire the old KEK, verify")), "{text}");
+    let want = "   key-002 is active; 3 DEK(s) rewrapped; key-001 retired: destroyed; verify: OK (";
+    assert!(text.lines().any(|l| l.starts_with(want)), "no line starts with {want:?}:\n{text}");
+    // The line tells the truth about the store it left behind.
+    let c = Connection::open(dir.join("custos.db"))?;
+    let (status, wrapped): (String, Option<Vec<u8>>) =
+        c.query_row("SELECT status, wrapped FROM keks WHERE key_id = 'key-001'", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    assert_eq!((status.as_str(), wrapped), ("retired", None));
+    let kek_ids: Vec<String> = c.prepare("SELECT kek_id FROM deks")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    // Later tour steps may add tenants (new DEKs, wrapped by the active key); none is left under key-001.
+    assert!(kek_ids.len() >= 3 && kek_ids.iter().all(|k| k == "key-002"), "{kek_ids:?}");
     Ok(())
 }
 

@@ -10,8 +10,18 @@ use crate::confirm::Confirm;
 
 pub fn run(ctx: &Ctx, c: KeysCmd) -> anyhow::Result<()> {
     match c {
-        KeysCmd::Status => {
-            let (p, _) = ctx.authorized("keys status", None)?;
+        KeysCmd::Status { rotation_days } => {
+            // Setting the policy from `status` must be indistinguishable from `keys policy`:
+            // authorize under that action name (so audits and denials read the same) and go
+            // through the same platform call, which validates and records `key_policy_set`.
+            let p = match rotation_days {
+                Some(d) => {
+                    let (mut p, who) = ctx.authorized("keys policy", None)?;
+                    p.keys_policy_set(&who, d)?;
+                    p
+                }
+                None => ctx.authorized("keys status", None)?.0,
+            };
             let s = p.keys_status()?;
             ctx.out.emit(&s, || {
                 let mut o = String::new();
