@@ -66,9 +66,10 @@ impl DeletionCounts {
         self.runs + self.costs + self.approvals + self.artifacts + self.queue + self.dlq + self.governance + self.custom
     }
 
-    /// Everything destroyed.
+    /// Everything destroyed: every field of the struct, artifact blobs included, so
+    /// `total_items` accounts for all the ciphertext a deletion removed.
     pub fn total(&self) -> u64 {
-        self.bodies() + self.snapshots + self.keys
+        self.bodies() + self.artifact_blobs + self.snapshots + self.keys
     }
 }
 
@@ -80,7 +81,7 @@ pub struct TenantDeleted {
     pub tenant: String,
     /// What was destroyed.
     pub counts: DeletionCounts,
-    /// Sum of counts.
+    /// Sum of every field of counts ([`DeletionCounts::total`]).
     pub total_items: u64,
 }
 
@@ -217,4 +218,33 @@ pub fn delete_tenant(
         event_seq: Some(seq),
         storage_reclaimed: reclaimed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_sums_every_field() {
+        let c = DeletionCounts {
+            runs: 1,
+            costs: 2,
+            approvals: 4,
+            artifacts: 8,
+            artifact_blobs: 16,
+            queue: 32,
+            dlq: 64,
+            governance: 128,
+            custom: 256,
+            snapshots: 512,
+            keys: 1024,
+        };
+        // Sum every field through the serialized form, so a field added later without
+        // being counted in total() fails here.
+        let v = serde_json::to_value(&c).unwrap_or_default();
+        let fields = v.as_object().map(|m| m.values().filter_map(|x| x.as_u64()).collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(fields.len(), 11, "every field is numeric: {v}");
+        assert_eq!(c.total(), fields.iter().sum::<u64>());
+        assert_eq!(c.total(), 2047);
+    }
 }

@@ -9,7 +9,7 @@ use custos_crypto::random_bytes;
 use custos_domain::{Category, NewEvent, TenantId, Timestamp};
 use custos_eventlog::{Appender, EventLog, Pending};
 pub use custos_projections::holds::{HoldApplied, HoldReleased};
-use custos_projections::HoldsView;
+use custos_projections::{HoldState, HoldsView};
 
 use crate::ComplianceError;
 
@@ -47,14 +47,26 @@ pub fn new_hold_id() -> Result<String, ComplianceError> {
     Ok(format!("hold-{}", hex::encode(b)))
 }
 
-/// Validates an apply against the active holds; returns the event payload.
+/// What applying a hold comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyPlan {
+    /// A new hold: record this `hold_applied`.
+    New(HoldApplied),
+    /// The very same hold (id, tenant, reason) is already active. Applying it again must
+    /// be a no-op so that scripts and cron jobs can re-run a hold command safely; the
+    /// caller answers with this existing hold and records nothing.
+    AlreadyActive(HoldState),
+}
+
+/// Validates an apply against the active holds; returns the event payload to record,
+/// or the active hold an identical earlier apply created.
 pub fn plan_apply(
     view: &HoldsView,
     tenant: &TenantId,
     reason: &str,
     id: Option<&str>,
     review_by: Option<Timestamp>,
-) -> Result<HoldApplied, ComplianceError> {
+) -> Result<ApplyPlan, ComplianceError> {
     let reason = reason.trim();
     if reason.is_empty() {
         return Err(ComplianceError::Input("--reason must not be empty: name the matter or case the hold is for".into()));
@@ -75,12 +87,23 @@ pub fn plan_apply(
         },
     };
     if let Some(h) = view.active.get(&hold_id) {
-        return Err(ComplianceError::Input(format!(
-            "hold {hold_id} is already active (on tenant {}); choose another --id or release it first",
-            h.tenant
-        )));
+        // Only an exact repeat is idempotent: the same id naming another tenant or matter
+        // is most likely a typo or a clash of case ids, and silently answering the old
+        // hold would hide that the requested hold was never applied.
+        if h.tenant != tenant.as_str() || h.reason != reason {
+            return Err(ComplianceError::Input(format!(
+                "hold {hold_id} is already active on tenant {} with reason {:?}; choose another --id or release it first",
+                h.tenant, h.reason
+            )));
+        }
+        if review_by.is_some() && review_by != h.review_by {
+            return Err(ComplianceError::Input(format!(
+                "hold {hold_id} is already active with a different review date; release it and apply it again to change the date"
+            )));
+        }
+        return Ok(ApplyPlan::AlreadyActive(h.clone()));
     }
-    Ok(HoldApplied { hold_id, tenant: tenant.to_string(), reason: reason.to_string(), review_by_micros: review_by })
+    Ok(ApplyPlan::New(HoldApplied { hold_id, tenant: tenant.to_string(), reason: reason.to_string(), review_by_micros: review_by }))
 }
 
 /// Validates a release against the active holds; returns the event payload.
@@ -141,7 +164,6 @@ pub fn append_guarded(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use custos_projections::HoldState;
 
     fn view(holds: &[(&str, &str)]) -> HoldsView {
         let mut v = HoldsView::default();
@@ -169,13 +191,24 @@ mod tests {
     #[test]
     fn apply_rules() {
         let v = view(&[("CASE-1", "acme")]);
+        // The same id, tenant and reason again is the same hold: answered, not re-applied.
+        assert!(
+            matches!(plan_apply(&v, &t("acme"), " r ", Some("CASE-1"), None), Ok(ApplyPlan::AlreadyActive(h)) if h.hold_id == "CASE-1")
+        );
+        assert!(matches!(plan_apply(&v, &t("acme"), "r", Some("CASE-1"), Some(5)), Err(ComplianceError::Input(_))));
         assert!(matches!(plan_apply(&v, &t("acme"), "x", Some("CASE-1"), None), Err(ComplianceError::Input(_))));
+        assert!(matches!(plan_apply(&v, &t("globex"), "r", Some("CASE-1"), None), Err(ComplianceError::Input(_))));
         assert!(matches!(plan_apply(&v, &t("acme"), "  ", None, None), Err(ComplianceError::Input(_))));
         assert!(matches!(plan_apply(&v, &t("acme"), "x", Some("bad id"), None), Err(ComplianceError::Input(_))));
-        let p = plan_apply(&v, &t("acme"), "matter 7", None, None).map_err(|e| e.to_string());
-        let p = p.unwrap_or_else(|e| panic!("{e}"));
+        let p = match plan_apply(&v, &t("acme"), "matter 7", None, None) {
+            Ok(ApplyPlan::New(p)) => p,
+            other => panic!("{other:?}"),
+        };
         assert!(p.hold_id.starts_with("hold-") && p.hold_id.len() == 13, "{}", p.hold_id);
-        assert!(plan_apply(&v, &t("acme"), "second case", Some("CASE-2"), None).is_ok(), "several holds per tenant");
+        assert!(
+            matches!(plan_apply(&v, &t("acme"), "second case", Some("CASE-2"), None), Ok(ApplyPlan::New(_))),
+            "several holds per tenant"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! (the `_system` head must not have moved), and retried a few times otherwise.
 
 use custos_compliance::deletion::{delete_tenant, DeletionReport};
-use custos_compliance::holds::{append_guarded, plan_apply, plan_release, ReleaseTarget};
+use custos_compliance::holds::{append_guarded, plan_apply, plan_release, ApplyPlan, ReleaseTarget};
 use custos_compliance::ComplianceError;
 use custos_domain::{format_ts, now_micros, TenantId, Timestamp, SYSTEM_TENANT};
 use custos_eventlog::backend::TenantHead;
@@ -170,6 +170,8 @@ impl Platform {
 
     /// `compliance hold`: applies a legal hold to an existing, not deleted tenant, with an
     /// optional review date (which must lie in the future) that `custos alerts` watches.
+    /// Applying an active hold again (same id, tenant and reason) answers that hold with
+    /// `already_active: true` and records nothing.
     pub fn hold_apply(
         &mut self,
         p: &Principal,
@@ -193,7 +195,18 @@ impl Platform {
         }
         for attempt in 0..RETRIES {
             let v = self.compliance_views()?;
-            let plan = plan_apply(&v.holds, &t, reason, id, review_by)?;
+            let plan = match plan_apply(&v.holds, &t, reason, id, review_by)? {
+                ApplyPlan::New(plan) => plan,
+                // A re-run of the same hold: answer the hold on record and append nothing,
+                // so the log keeps exactly one hold_applied per hold.
+                ApplyPlan::AlreadyActive(h) => {
+                    return Ok(json!({
+                        "event": "hold_applied", "hold_id": h.hold_id, "tenant": h.tenant, "reason": h.reason,
+                        "applied_by": h.applied_by, "applied_at": format_ts(h.applied_at),
+                        "review_by": h.review_by.map(format_ts), "already_active": true,
+                    }))
+                }
+            };
             let now = now_micros();
             let data = serde_json::to_value(&plan).map_err(|e| PlatformError::Input(e.to_string()))?;
             match append_guarded(&mut self.log, v.system_seq, "hold_applied", data, now, &p.name) {
@@ -202,7 +215,7 @@ impl Platform {
                     return Ok(json!({
                         "event": "hold_applied", "hold_id": plan.hold_id, "tenant": plan.tenant, "reason": plan.reason,
                         "applied_by": p.name, "applied_at": format_ts(now),
-                        "review_by": plan.review_by_micros.map(format_ts),
+                        "review_by": plan.review_by_micros.map(format_ts), "already_active": false,
                     }));
                 }
                 Err(e) if is_conflict(&e) && attempt + 1 < RETRIES => continue,

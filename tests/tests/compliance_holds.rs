@@ -33,6 +33,18 @@ fn raw_files(store: &Store) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Sum of every field of a deletion's `counts` (artifact blobs included), which is what
+/// `total_items` must equal.
+fn sum_counts(report: &serde_json::Value) -> u64 {
+    let counts = report["counts"].as_object().unwrap_or_else(|| panic!("no counts: {report}"));
+    assert!(counts.contains_key("artifact_blobs"), "counts.artifact_blobs missing: {report}");
+    counts.values().map(|v| v.as_u64().unwrap_or_else(|| panic!("non-numeric count in {report}"))).sum()
+}
+
+fn dek_rows(store: &Store, tenant: &str) -> i64 {
+    db(store).query_row("SELECT count(*) FROM deks WHERE tenant = ?1", [tenant], |r| r.get(0)).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn seed(store: &Store) {
     let mut lines = vec![];
     for i in 0..40 {
@@ -71,6 +83,7 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     assert_eq!(d["counts"]["keys"], json!(1));
     assert_eq!(d["counts"]["snapshots"], json!(1));
     assert_eq!(d["total_items"], json!(44));
+    assert_eq!(d["total_items"], json!(sum_counts(&d)), "total_items sums every count");
     assert_eq!(wrapped_deks(&s, "doomed").len(), 1, "a dry run destroys nothing");
 
     // Another connection stays open (as a server's would), so the WAL outlives the command
@@ -88,6 +101,7 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     }
     assert_eq!(v["counts"], d["counts"], "the live run destroys what the dry run announced");
     assert_eq!(v["total_items"], json!(44));
+    assert_eq!(v["total_items"], json!(sum_counts(&v)), "total_items sums every count");
 
     // Nothing of the tenant's keys or plaintext in the files.
     let files = raw_files(&s);
@@ -143,6 +157,91 @@ fn deletion_leaves_nothing_decryptable_and_log_still_verifies() {
     app.expect(1);
     assert!(app.stderr.contains("doomed") && app.stderr.contains("deleted"), "{}", app.stderr);
     assert_eq!(s.event_count(), n, "a refused ingest appends nothing");
+}
+
+#[test]
+fn deletion_destroys_every_dek_version_of_the_tenant() {
+    let s = Store::new();
+    // A low seal limit makes ingest roll the tenant over to new DEK versions, so the
+    // tenant holds several live versions when it is deleted.
+    let lines: Vec<String> = (0..7).map(|i| line("multi", "runs", "job_done", json!({"secret": MARKER, "i": i}))).collect();
+    let mut c = s.cmd();
+    c.env("CUSTOS_TOKEN_FILE", &s.admin).env("CUSTOS_MAX_SEALS_PER_DEK", "2").args(["--json", "ingest", "-"]);
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap_or_else(|e| panic!("{e}"));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
+        stdin.write_all(lines.join("\n").as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.ingest(&line("bystander", "runs", "job_done", json!({})));
+
+    let versions = dek_rows(&s, "multi");
+    assert!(versions >= 2, "the tenant must hold more than one DEK version, has {versions}");
+    let deks = wrapped_deks(&s, "multi");
+    let r = s.run(&["--json", "compliance", "delete", "--yes", "--tenant", "multi"]);
+    r.expect(0);
+    let v = r.json();
+    assert_eq!(v["counts"]["keys"], json!(versions), "every version is counted: {v}");
+    assert_eq!(v["counts"]["runs"], json!(7));
+    assert_eq!(v["total_items"], json!(sum_counts(&v)), "total_items sums every count");
+    assert_eq!(dek_rows(&s, "multi"), 0, "no DEK row of the deleted tenant remains");
+    assert_eq!(dek_rows(&s, "bystander"), 1, "other tenants keep their keys");
+    for (path, bytes) in raw_files(&s) {
+        assert!(!contains(&bytes, MARKER.as_bytes()), "{path} holds the plaintext marker");
+        for w in &deks {
+            assert!(!contains(&bytes, w), "{path} still holds a wrapped DEK of the deleted tenant");
+        }
+    }
+    let evs = s.run(&["events", "list", "--tenant", "multi"]).jsonl();
+    assert_eq!(evs.len(), 7, "headers stay");
+    assert!(evs.iter().all(|e| e["data"].is_null()), "no body of the deleted tenant decrypts");
+    s.run(&["verify"]).expect(0);
+}
+
+#[test]
+fn applying_the_same_hold_twice_is_a_no_op() {
+    let s = Store::new();
+    s.ingest(&[line("acme", "runs", "r", json!({})), line("globex", "runs", "r", json!({}))].join("\n"));
+    let args = ["--json", "compliance", "hold", "--tenant", "acme", "--reason", "matter 7", "--id", "CASE-7"];
+    let first = s.run(&args);
+    first.expect(0);
+    let f = first.json();
+    assert_eq!(f["already_active"], json!(false));
+
+    // The cron job or an operator runs the same command again: same answer, nothing recorded.
+    let n = s.event_count();
+    let again = s.run(&args);
+    again.expect(0);
+    let a = again.json();
+    assert_eq!(a["already_active"], json!(true));
+    for k in ["event", "hold_id", "tenant", "reason", "applied_by", "applied_at", "review_by"] {
+        assert_eq!(a[k], f[k], "{k} of the re-run answers the existing hold: {a}");
+    }
+    assert_eq!(s.event_count(), n, "a re-run appends no second hold_applied");
+    assert_eq!(s.system_events("hold_applied").len(), 1);
+    let text = s.run(&["compliance", "hold", "--tenant", "acme", "--reason", "matter 7", "--id", "CASE-7"]);
+    text.expect(0);
+    assert!(text.stdout.contains("already active"), "{}", text.stdout);
+
+    // The same id for another tenant or another reason is a clash, not a re-run.
+    let other_tenant = s.run(&["compliance", "hold", "--tenant", "globex", "--reason", "matter 7", "--id", "CASE-7"]);
+    other_tenant.expect(1);
+    assert!(other_tenant.stderr.contains("CASE-7") && other_tenant.stderr.contains("already active"), "{}", other_tenant.stderr);
+    let other_reason = s.run(&["compliance", "hold", "--tenant", "acme", "--reason", "matter 8", "--id", "CASE-7"]);
+    other_reason.expect(1);
+    assert!(other_reason.stderr.contains("CASE-7") && other_reason.stderr.contains("already active"), "{}", other_reason.stderr);
+    assert_eq!(s.event_count(), n, "refused holds append nothing");
+    assert_eq!(s.run(&["--json", "compliance", "holds"]).json()["count"], json!(1));
+
+    // Once released, the id applies afresh.
+    s.run(&["compliance", "release", "--tenant", "acme", "--hold", "CASE-7"]).expect(0);
+    let fresh = s.run(&args);
+    fresh.expect(0);
+    assert_eq!(fresh.json()["already_active"], json!(false));
+    assert_eq!(s.system_events("hold_applied").len(), 2);
 }
 
 #[test]

@@ -112,6 +112,16 @@ fn windows_are_exact_overrides_win_and_runs_are_idempotent() {
     assert_eq!(again["total_purged"], json!(0), "a second run purges nothing");
     let recorded = s.system_events("retention_enforced");
     assert_eq!(recorded.len(), 2, "each run is recorded (proof that enforcement ran)");
+    // The recorded event names the time the windows were measured from, so an auditor can
+    // recompute every cutoff from the log alone; read it back through the CLI the way
+    // an auditor would.
+    let listed = s.run(&["events", "list", "--tenant", "_system", "--kind", "retention_enforced"]);
+    listed.expect(0);
+    let listed = listed.jsonl();
+    assert_eq!(listed.len(), 2);
+    for e in &listed {
+        assert_eq!(e["data"]["as_of"], json!(AS_OF), "retention_enforced records --as-of: {e}");
+    }
     let cut = &recorded[0]["data"]["cutoffs"];
     assert!(cut["default"]["dlq"].is_i64() && cut["tenants"]["beta"]["runs"].is_i64(), "{cut}");
     assert!(cut["tenants"].get("alpha").is_none());

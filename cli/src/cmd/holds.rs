@@ -128,12 +128,16 @@ pub fn compliance(ctx: &Ctx, c: ComplianceCmd) -> anyhow::Result<()> {
             let (mut p, who) = ctx.authorized("compliance hold", Some(&tenant))?;
             let v = p.hold_apply(&who, &tenant, &reason, id.as_deref(), review_by)?;
             ctx.out.emit(&v, || {
-                format!(
-                    "hold {} applied to {}: deletion and retention purge of {} are blocked\n",
-                    v["hold_id"].as_str().unwrap_or(""),
-                    tenant,
-                    tenant
-                )
+                let id = v["hold_id"].as_str().unwrap_or("");
+                if v["already_active"].as_bool().unwrap_or(false) {
+                    format!(
+                        "hold {id} is already active on {tenant} (applied by {} at {}); nothing changed\n",
+                        v["applied_by"].as_str().unwrap_or(""),
+                        v["applied_at"].as_str().unwrap_or("")
+                    )
+                } else {
+                    format!("hold {id} applied to {tenant}: deletion and retention purge of {tenant} are blocked\n")
+                }
             })
         }
         ComplianceCmd::Release(a) => {
@@ -183,8 +187,8 @@ pub fn compliance(ctx: &Ctx, c: ComplianceCmd) -> anyhow::Result<()> {
             ctx.out.emit(&r, || {
                 let c = &r.counts;
                 let what = format!(
-                    "{} bodies (runs {}, costs {}, approvals {}, artifacts {}, queue {}, dlq {}, governance {}, custom {}), {} snapshots, {} data keys",
-                    c.bodies(), c.runs, c.costs, c.approvals, c.artifacts, c.queue, c.dlq, c.governance, c.custom, c.snapshots, c.keys
+                    "{} bodies (runs {}, costs {}, approvals {}, artifacts {}, queue {}, dlq {}, governance {}, custom {}), {} artifact blobs, {} snapshots, {} data keys",
+                    c.bodies(), c.runs, c.costs, c.approvals, c.artifacts, c.queue, c.dlq, c.governance, c.custom, c.artifact_blobs, c.snapshots, c.keys
                 );
                 if r.dry_run {
                     format!("dry run: deleting {} would destroy {what}\n", r.tenant)
