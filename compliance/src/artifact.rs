@@ -150,12 +150,7 @@ type OnChunk<'a, S> = dyn FnMut(&mut S, u64, bool, Vec<u8>) -> Result<(), Artifa
 /// Opens `a`'s chunks in order with `dek` and hands each plaintext to `each` (with the
 /// source, its index and the final flag), then checks that no chunk is stored beyond
 /// the recorded count and that size and SHA-256 match. Returns the plaintext bytes.
-fn open_chunks<S: ChunkSource>(
-    src: &mut S,
-    a: &ArtifactRow,
-    dek: &Aead,
-    each: &mut OnChunk<'_, S>,
-) -> Result<u64, ArtifactError> {
+fn open_chunks<S: ChunkSource>(src: &mut S, a: &ArtifactRow, dek: &Aead, each: &mut OnChunk<'_, S>) -> Result<u64, ArtifactError> {
     let bad = |detail: String| ArtifactError::Integrity { id: a.id.clone(), detail };
     if a.chunks == 0 {
         return Err(bad("no chunks recorded".into()));
