@@ -209,11 +209,34 @@ fn lines(dir: &Path, rel: &str, f: &mut dyn FnMut(u64, &str) -> Result<(), Bundl
     }
 }
 
-struct Rec {
-    entry: [u8; 32],
-    status: Status,
-    redaction: Option<Redaction>,
-    seen: bool,
+/// Pull-style reader of one bundle file's non-empty lines (see [`lines`]), remembering
+/// the last tenant_seq taken from it.
+struct LineReader {
+    rel: String,
+    r: BufReader<File>,
+    n: u64,
+    last: u64,
+}
+
+impl LineReader {
+    fn open(dir: &Path, rel: &str) -> Result<Self, BundleError> {
+        let file = File::open(dir.join(rel)).map_err(|e| invalid("files", format!("cannot read {rel}: {e}")))?;
+        Ok(Self { rel: rel.to_string(), r: BufReader::with_capacity(1 << 16, file), n: 0, last: 0 })
+    }
+
+    /// The next line (1-based number, text without the newline), or None at the end.
+    fn next(&mut self) -> Result<Option<(u64, String)>, BundleError> {
+        let mut s = String::new();
+        if self.r.read_line(&mut s).map_err(|e| invalid("files", format!("{}: {e}", self.rel)))? == 0 {
+            return Ok(None);
+        }
+        self.n += 1;
+        let t = s.trim_end_matches('\n');
+        if t.is_empty() {
+            return Err(invalid("lines", format!("{} line {} is empty", self.rel, self.n)));
+        }
+        Ok(Some((self.n, t.to_string())))
+    }
 }
 
 /// Loads `--previous`: a bundle directory, a `.tar.gz`, or a manifest.json (its signature is
@@ -304,7 +327,10 @@ pub fn verify_bundle(
     }
 
     // 4. Chain from genesis to the signed head.
-    let mut recs: Vec<Rec> = Vec::new();
+    // Nothing per record is kept: step 5 walks chain.jsonl again beside the category
+    // files, so memory stays bounded whatever the tenant's size.
+    let mut size = 0u64;
+    let mut redacted_policy = 0u64;
     let mut chain = GENESIS;
     let mut last_global = 0u64;
     lines(dir, CHAIN, &mut |n, t| {
@@ -348,10 +374,12 @@ pub fn verify_bundle(
             Status::OutOfRange => report.out_of_range += 1,
             _ => {}
         }
-        recs.push(Rec { entry, status: cl.status, redaction: cl.redaction, seen: false });
+        if cl.redaction == Some(Redaction::Policy) {
+            redacted_policy += 1;
+        }
+        size = n;
         Ok(())
     })?;
-    let size = recs.len() as u64;
     if size != m.tenant_chain.size || hex::encode(chain) != m.tenant_chain.head {
         return Err(invalid(
             "chain",
@@ -373,85 +401,105 @@ pub fn verify_bundle(
         });
     }
 
-    // 5. Category lines: each matches its chain record; commitments recomputed.
+    // 5. Category lines: each matches its chain record; commitments recomputed. A second
+    // pass over chain.jsonl (already verified above) pulls, for every record the bundle
+    // carries, the next line of its category's file: each file must hold exactly those
+    // records, in order. One open reader per category; memory does not grow with size.
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut files: BTreeMap<String, (String, LineReader)> = BTreeMap::new();
     for rel in m.files.keys().filter(|f| f.starts_with("events/")) {
         let cat = rel.strip_prefix("events/").and_then(|f| f.strip_suffix(".jsonl")).unwrap_or_default().to_string();
-        let Ok(category) = cat.parse::<custos_domain::Category>() else {
+        if cat.parse::<custos_domain::Category>().is_err() {
             return Err(invalid("files", format!("{rel} is not a category file")));
-        };
-        let mut last = 0u64;
-        lines(dir, rel, &mut |n, t| {
-            let at = || format!("{rel} line {n}");
-            let el: EventLine = serde_json::from_str(t).map_err(|e| invalid("lines", format!("{}: {e}", at())))?;
-            let h = el.header.to_header().map_err(|e| invalid("lines", format!("{}: {e}", at())))?;
-            if el.header.category != cat {
-                return Err(invalid("lines", format!("{}: category {} in the {cat} file", at(), el.header.category)));
-            }
-            if h.tenant_seq <= last {
-                return Err(invalid("lines", format!("{}: tenant_seq {} is out of order", at(), h.tenant_seq)));
-            }
-            last = h.tenant_seq;
-            let rec = usize::try_from(h.tenant_seq)
-                .ok()
-                .and_then(|i| i.checked_sub(1))
-                .and_then(|i| recs.get_mut(i))
-                .ok_or_else(|| invalid("completeness", format!("{}: tenant_seq {} is not in chain.jsonl", at(), h.tenant_seq)))?;
-            if h.entry_hash() != rec.entry {
-                return Err(invalid("lines", format!("{}: header differs from chain.jsonl at tenant_seq {}", at(), h.tenant_seq)));
-            }
-            if rec.seen {
-                return Err(invalid("completeness", format!("{}: tenant_seq {} appears twice", at(), h.tenant_seq)));
-            }
-            rec.seen = true;
-            match (rec.status, el.redacted) {
-                (Status::Exported, false) => {
-                    let salt = el.salt.as_deref().ok_or_else(|| invalid("commitment", format!("{}: salt missing", at())))?;
-                    let mut s = [0u8; 16];
-                    hex::decode_to_slice(salt, &mut s)
-                        .map_err(|_| invalid("commitment", format!("{}: salt is not 16 bytes of hex", at())))?;
-                    let actor = el.actor.clone().ok_or_else(|| invalid("commitment", format!("{}: actor missing", at())))?;
-                    let body = canonical::to_vec(&json!({"actor": actor, "data": el.data.clone().unwrap_or(serde_json::Value::Null)}));
-                    if commitment(&s, &body) != h.commitment {
-                        return Err(invalid(
-                            "commitment",
-                            format!(
-                                "{}: SHA-256(salt ‖ canonical {{actor, data}}) differs from the commitment (seq {})",
-                                at(),
-                                h.global_seq
-                            ),
-                        ));
-                    }
-                    report.commitments_checked += 1;
-                }
-                (Status::Redacted, true) if el.redaction == rec.redaction => {
-                    if el.salt.is_some() {
-                        return Err(invalid("lines", format!("{}: a redacted line must not carry its salt", at())));
-                    }
-                    report.redacted += 1;
-                }
-                (st, _) => {
-                    return Err(invalid(
-                        "completeness",
-                        format!(
-                            "{}: line (redacted={}) contradicts chain.jsonl status {st:?} at tenant_seq {}",
-                            at(),
-                            el.redacted,
-                            h.tenant_seq
-                        ),
-                    ))
-                }
-            }
-            report.lines_checked += 1;
-            *counts.entry(count_key(category).to_string()).or_default() += 1;
-            Ok(())
-        })?;
+        }
+        files.insert(cat, (rel.clone(), LineReader::open(dir, rel)?));
     }
-    if let Some((i, r)) = recs.iter().enumerate().find(|(_, r)| matches!(r.status, Status::Exported | Status::Redacted) && !r.seen) {
-        return Err(invalid(
-            "completeness",
-            format!("tenant_seq {} is marked {:?} in chain.jsonl but its line is missing", i + 1, r.status),
-        ));
+    lines(dir, CHAIN, &mut |n, t| {
+        let cl: ChainLine = serde_json::from_str(t).map_err(|e| invalid("chain", format!("line {n}: {e}")))?;
+        if !matches!(cl.status, Status::Exported | Status::Redacted) {
+            return Ok(());
+        }
+        let missing =
+            || invalid("completeness", format!("tenant_seq {n} is marked {:?} in chain.jsonl but its line is missing", cl.status));
+        let (rel, reader) = files.get_mut(&cl.header.category).ok_or_else(missing)?;
+        let Some((ln, text)) = reader.next()? else { return Err(missing()) };
+        let at = || format!("{rel} line {ln}");
+        let el: EventLine = serde_json::from_str(&text).map_err(|e| invalid("lines", format!("{}: {e}", at())))?;
+        let h = el.header.to_header().map_err(|e| invalid("lines", format!("{}: {e}", at())))?;
+        if el.header.category != cl.header.category {
+            return Err(invalid("lines", format!("{}: category {} in the {} file", at(), el.header.category, cl.header.category)));
+        }
+        if h.tenant_seq <= reader.last {
+            return Err(invalid("lines", format!("{}: tenant_seq {} is out of order", at(), h.tenant_seq)));
+        }
+        reader.last = h.tenant_seq;
+        if h.tenant_seq > size {
+            return Err(invalid("completeness", format!("{}: tenant_seq {} is not in chain.jsonl", at(), h.tenant_seq)));
+        }
+        if h.tenant_seq > n {
+            return Err(missing());
+        }
+        if h.tenant_seq < n {
+            return Err(invalid(
+                "completeness",
+                format!("{}: a line for tenant_seq {}, which chain.jsonl does not mark exported or redacted", at(), h.tenant_seq),
+            ));
+        }
+        if hex::encode(h.entry_hash()) != cl.entry_hash {
+            return Err(invalid("lines", format!("{}: header differs from chain.jsonl at tenant_seq {}", at(), h.tenant_seq)));
+        }
+        match (cl.status, el.redacted) {
+            (Status::Exported, false) => {
+                let salt = el.salt.as_deref().ok_or_else(|| invalid("commitment", format!("{}: salt missing", at())))?;
+                let mut s = [0u8; 16];
+                hex::decode_to_slice(salt, &mut s).map_err(|_| invalid("commitment", format!("{}: salt is not 16 bytes of hex", at())))?;
+                let actor = el.actor.clone().ok_or_else(|| invalid("commitment", format!("{}: actor missing", at())))?;
+                let body = canonical::to_vec(&json!({"actor": actor, "data": el.data.clone().unwrap_or(serde_json::Value::Null)}));
+                if commitment(&s, &body) != h.commitment {
+                    return Err(invalid(
+                        "commitment",
+                        format!("{}: SHA-256(salt ‖ canonical {{actor, data}}) differs from the commitment (seq {})", at(), h.global_seq),
+                    ));
+                }
+                report.commitments_checked += 1;
+            }
+            (Status::Redacted, true) if el.redaction == cl.redaction => {
+                if el.salt.is_some() {
+                    return Err(invalid("lines", format!("{}: a redacted line must not carry its salt", at())));
+                }
+                report.redacted += 1;
+            }
+            (st, _) => {
+                return Err(invalid(
+                    "completeness",
+                    format!(
+                        "{}: line (redacted={}) contradicts chain.jsonl status {st:?} at tenant_seq {}",
+                        at(),
+                        el.redacted,
+                        h.tenant_seq
+                    ),
+                ))
+            }
+        }
+        report.lines_checked += 1;
+        let category = cl.header.category.parse::<custos_domain::Category>().map_err(|e| invalid("lines", format!("{}: {e}", at())))?;
+        *counts.entry(count_key(category).to_string()).or_default() += 1;
+        Ok(())
+    })?;
+    for (rel, reader) in files.values_mut() {
+        if let Some((ln, text)) = reader.next()? {
+            let seq = serde_json::from_str::<EventLine>(&text).ok().map(|el| el.header.tenant_seq);
+            return Err(invalid(
+                "completeness",
+                match seq {
+                    Some(q) if q > size => format!("{rel} line {ln}: tenant_seq {q} is not in chain.jsonl"),
+                    Some(q) => {
+                        format!("{rel} line {ln}: tenant_seq {q} appears twice or is not marked exported or redacted in chain.jsonl")
+                    }
+                    None => format!("{rel} line {ln}: a line beyond the records chain.jsonl marks for this file"),
+                },
+            ));
+        }
     }
 
     // 6. Artifacts: index lines and contents.
@@ -484,7 +532,6 @@ pub fn verify_bundle(
     }
 
     // 7. Counts.
-    let redacted_policy = recs.iter().filter(|r| r.redaction == Some(Redaction::Policy)).count() as u64;
     let mut want = counts;
     want.insert("chain".into(), size);
     want.insert("events_denied".into(), report.denied + redacted_policy);
