@@ -94,8 +94,9 @@ fn artifact_32mb_streams_with_bounded_memory() {
     big_round_trip(32, 24);
 }
 
+/// The size issue 4 names. ~25 s on 2 vCPU, so it runs in every CI run rather than
+/// behind `--ignored`: a test that never runs cannot fail.
 #[test]
-#[ignore = "200 MB takes ~23 s on 2 vCPU: run with --ignored; the 32 MB variant always runs"]
 fn artifact_200mb_streams_with_bounded_memory() {
     big_round_trip(200, 40);
 }
