@@ -171,7 +171,9 @@ pub fn prepare(batch: Vec<Pending>) -> Result<Vec<Prepared>, LogError> {
         .into_iter()
         .zip(salts.chunks_exact(SALT_LEN))
         .map(|(p, salt)| {
-            let mut plain = Vec::with_capacity(SALT_LEN + 64 + p.event.data.as_object().map_or(64, |o| o.len() * 48));
+            // Room for the AEAD tag too: the body is sealed in place later.
+            let mut plain =
+                Vec::with_capacity(SALT_LEN + 64 + custos_crypto::TAG_LEN + p.event.data.as_object().map_or(64, |o| o.len() * 48));
             plain.extend_from_slice(salt);
             canonical::write_actor_data(&p.actor, &p.event.data, &mut plain);
             let mut s = [0u8; SALT_LEN];
@@ -186,19 +188,39 @@ pub fn prepare(batch: Vec<Pending>) -> Result<Vec<Prepared>, LogError> {
 impl<'a> Appender<'a> {
     /// Appends a batch inside the open transaction; returns the global seqs given.
     pub fn push(&mut self, batch: &[Pending]) -> Result<Vec<u64>, LogError> {
-        self.push_prepared(&prepare(batch.to_vec())?)
+        self.push_prepared_owned(prepare(batch.to_vec())?)
     }
 
     /// Seals, chains and inserts prepared events inside the open transaction. The batch
-    /// is only read (the server retries a request on its own after a failed group).
+    /// is only read (the server retries a request on its own after a failed group), so
+    /// each body is copied once; [`Appender::push_prepared_owned`] seals in place.
     pub fn push_prepared(&mut self, batch: &[Prepared]) -> Result<Vec<u64>, LogError> {
+        self.push_each(batch.len(), batch.iter().map(std::borrow::Cow::Borrowed))
+    }
+
+    /// [`Appender::push_prepared`] for a batch nobody needs afterwards (`ingest`): the
+    /// bodies are sealed where they are, without a copy per event.
+    pub fn push_prepared_owned(&mut self, batch: Vec<Prepared>) -> Result<Vec<u64>, LogError> {
+        self.push_each(batch.len(), batch.into_iter().map(std::borrow::Cow::Owned))
+    }
+
+    fn push_each<'p>(&mut self, len: usize, batch: impl Iterator<Item = std::borrow::Cow<'p, Prepared>>) -> Result<Vec<u64>, LogError> {
         let now = now_micros();
-        self.rand.resize(batch.len() * 12, 0);
+        self.rand.resize(len * 12, 0);
         random_bytes(&mut self.rand)?;
         self.recs.clear();
-        let mut seqs = Vec::with_capacity(batch.len());
+        let mut seqs = Vec::with_capacity(len);
         let mut aad = std::mem::take(&mut self.plain);
-        for (i, ev) in batch.iter().enumerate() {
+        for (i, ev) in batch.enumerate() {
+            let ev = match ev {
+                std::borrow::Cow::Owned(p) => p,
+                // Sized for the tag, so sealing in place does not grow the copy again.
+                std::borrow::Cow::Borrowed(p) => {
+                    let mut plain = Vec::with_capacity(p.plain.len() + custos_crypto::TAG_LEN);
+                    plain.extend_from_slice(&p.plain);
+                    Prepared { tenant: p.tenant.clone(), kind: p.kind.clone(), plain, ..*p }
+                }
+            };
             let occurred_at = ev.occurred_at.unwrap_or(now);
             if occurred_at > now.saturating_add(MAX_FUTURE_SKEW_MICROS) {
                 return Err(LogError::Conflict(format!("occurred_at of a {} event is in the future", ev.kind)));
@@ -209,18 +231,17 @@ impl<'a> Appender<'a> {
             let st = self.tenant_state(&ev.tenant, now, 1)?;
             let header = Header {
                 global_seq,
-                tenant: ev.tenant.clone(),
+                tenant: ev.tenant,
                 tenant_seq: st.last_seq + 1,
                 category: ev.category,
-                kind: ev.kind.clone(),
+                kind: ev.kind,
                 occurred_at,
                 recorded_at: now,
                 label: ev.label,
                 commitment: ev.commitment,
             };
-            // Sized for the tag, so sealing in place does not grow it again.
-            let mut body = Vec::with_capacity(ev.plain.len() + custos_crypto::TAG_LEN);
-            body.extend_from_slice(&ev.plain);
+            let mut body = ev.plain;
+            body.reserve_exact(custos_crypto::TAG_LEN);
             header.aad_into(st.dek_version, &mut aad);
             custos_crypto::seal_in_place(&st.dek, &nonce, &aad, &mut body)?;
             let entry = header.entry_hash();

@@ -79,7 +79,7 @@ impl Platform {
             let parser = scope.spawn(move || parse_stage(input, &actor, now, batch_size, redactor, &tx));
             for msg in rx {
                 let (batch, lineno) = msg?;
-                a.push_prepared(&batch).map_err(|e| at_line(e, lineno))?;
+                a.push_prepared_owned(batch).map_err(|e| at_line(e, lineno))?;
                 progress(lineno);
             }
             parser.join().map_err(|_| PlatformError::Io("the ingest parser thread panicked".into()))
