@@ -190,7 +190,10 @@ pub fn quickstart_step(p: &mut Platform, admin: &Principal, dir: &Path, say: &dy
         res.export_path,
         hex::encode(&pk)
     ));
-    Ok(json!({"export": res, "verify_bundle": rep}))
+    // One object for `quickstart --json`: the export result with its offline check inside.
+    let mut v = serde_json::to_value(&res)?;
+    v["verify_bundle"] = serde_json::to_value(&rep)?;
+    Ok(v)
 }
 
 fn rate(n: f64, secs: f64) -> f64 {

@@ -90,7 +90,7 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
     super::holds::quickstart_step(&mut p, &admin, &say)?;
     super::keys_lifecycle::quickstart_step(&mut p, &admin, &say)?;
     super::budgets::quickstart_step(&mut p, &admin, &say)?;
-    let export = export_json(super::export::quickstart_step(&mut p, &admin, &dir, &say)?);
+    let export = super::export::quickstart_step(&mut p, &admin, &dir, &say)?;
     super::freeze::quickstart_step(&mut p, &admin, &say)?;
     super::alerts::quickstart_step(&mut p, &say)?;
 
@@ -127,31 +127,6 @@ pub fn run(ctx: &Ctx, a: QuickstartArgs) -> anyhow::Result<()> {
         writeln!(o)?;
     }
     Ok(())
-}
-
-/// Flattens the export step's `{export, verify_bundle}` into one object (the export result with
-/// its `verify_bundle` report inside), so scripts read `.export.export_path` and
-/// `.export.verify_bundle.ok` rather than `.export.export.export_path`. Any other shape is kept
-/// as it came, so a change in the step cannot make quickstart fail after the export succeeded.
-fn export_json(step: serde_json::Value) -> serde_json::Value {
-    match step {
-        serde_json::Value::Object(mut m) => match (m.remove("export"), m.remove("verify_bundle")) {
-            (Some(serde_json::Value::Object(mut res)), Some(rep)) => {
-                res.insert("verify_bundle".into(), rep);
-                serde_json::Value::Object(res)
-            }
-            (res, rep) => {
-                if let Some(r) = res {
-                    m.insert("export".into(), r);
-                }
-                if let Some(r) = rep {
-                    m.insert("verify_bundle".into(), r);
-                }
-                serde_json::Value::Object(m)
-            }
-        },
-        other => other,
-    }
 }
 
 fn parse_head(h: &str) -> anyhow::Result<[u8; 32]> {
