@@ -445,7 +445,7 @@ pub fn verify_bundle(
                 format!("{}: a line for tenant_seq {}, which chain.jsonl does not mark exported or redacted", at(), h.tenant_seq),
             ));
         }
-        if hex::encode(h.entry_hash()) != cl.entry_hash {
+        if hex32(&cl.entry_hash, "chain")? != h.entry_hash() {
             return Err(invalid("lines", format!("{}: header differs from chain.jsonl at tenant_seq {}", at(), h.tenant_seq)));
         }
         match (cl.status, el.redacted) {
